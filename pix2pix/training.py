@@ -1,0 +1,351 @@
+"""The pix2pix training loop: resumable to the bit, checkpointed atomically, preemption-safe.
+
+Order per step is the reference's: G forward; D step on (input, fake) and (input, real) with
+the loss halved; G step through a fresh D pass with D frozen, GAN + L1 loss.
+Everything random (init, data order, crops, flips, dropout) comes from the seed and torch's
+generator state, which the checkpoint carries, so an interrupted and resumed run ends with
+exactly the weights of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import checkpoint as ckpt
+from .config import ARCHITECTURE_KEYS, TrainConfig
+from .data import Task, TrainingSet
+from .errors import UserError
+from .files import atomic_write_text
+from .losses import GANLoss
+from .models import PatchDiscriminator, UNetGenerator, init_weights, unet_depth
+
+LOSS_NAMES = ("G_GAN", "G_L1", "D_real", "D_fake")
+LOSS_COLUMNS = ("step", "epoch", *LOSS_NAMES, "lr")
+
+
+class TrainingInterrupted(Exception):
+    """A signal stopped training after a checkpoint was written; ``signum`` says which."""
+
+    def __init__(self, signum: int, step: int):
+        super().__init__(f"interrupted by signal {signum} at step {step}; checkpoint saved")
+        self.signum, self.step = signum, step
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {name!r}: use auto, cpu or cuda[:N]") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def build_generator(architecture: dict) -> UNetGenerator:
+    task = Task(architecture["direction"], architecture["lab_colorization"])
+    in_channels, out_channels = task.channels
+    return UNetGenerator(
+        in_channels,
+        out_channels,
+        depth=unet_depth(architecture["crop_size"], architecture["unet_depth"]),
+        ngf=architecture["ngf"],
+        norm=architecture["norm"],
+        dropout=architecture["dropout"],
+    )
+
+
+def build_discriminator(architecture: dict) -> PatchDiscriminator:
+    in_channels, out_channels = Task(architecture["direction"], architecture["lab_colorization"]).channels
+    return PatchDiscriminator(in_channels + out_channels, architecture["ndf"], architecture["patch"], architecture["norm"])
+
+
+@dataclass
+class StepReport:
+    """What a callback sees after each step."""
+
+    step: int
+    epoch: int
+    total_steps: int
+    losses: dict[str, float]
+    lr: float
+    images_per_second: float
+
+
+@dataclass
+class Callbacks:
+    """Hooks for progress bars and experiment trackers; all optional."""
+
+    on_start: Callable[[int, int], None] | None = None  # (start step, total steps)
+    on_step: Callable[[StepReport], None] | None = None
+    on_log: Callable[[dict], None] | None = None  # a losses.csv row
+
+
+class Pix2Pix:
+    """Both networks, their optimisers and schedulers, and one training step."""
+
+    def __init__(self, config: TrainConfig, device: torch.device):
+        self.config, self.device = config, device
+        architecture = config.architecture()
+        self.generator = build_generator(architecture).to(device)
+        self.discriminator = build_discriminator(architecture).to(device)
+        init_weights(self.generator)
+        init_weights(self.discriminator)
+        self.gan_loss = GANLoss(config.gan_mode)
+        fused = device.type in ("cpu", "cuda")
+        betas = (config.beta1, config.beta2)
+        self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas, fused=fused)
+        self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas, fused=fused)
+        self.scheduler_g = torch.optim.lr_scheduler.LambdaLR(self.optimizer_g, lambda e: config.lr_factor(e))
+        self.scheduler_d = torch.optim.lr_scheduler.LambdaLR(self.optimizer_d, lambda e: config.lr_factor(e))
+
+    def train_step(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        inputs = inputs.to(self.device, non_blocking=True)
+        targets = targets.to(self.device, non_blocking=True)
+        fake = self.generator(inputs)
+
+        self.discriminator.requires_grad_(True)
+        self.optimizer_d.zero_grad(set_to_none=True)
+        d_fake = self.gan_loss(self.discriminator(inputs, fake.detach()), real=False)
+        d_real = self.gan_loss(self.discriminator(inputs, targets), real=True)
+        ((d_fake + d_real) * 0.5).backward()
+        self.optimizer_d.step()
+
+        self.discriminator.requires_grad_(False)
+        self.optimizer_g.zero_grad(set_to_none=True)
+        g_gan = self.gan_loss(self.discriminator(inputs, fake), real=True)
+        g_l1 = torch.nn.functional.l1_loss(fake, targets)
+        (g_gan * cfg.gan_weight + g_l1 * cfg.l1_weight).backward()
+        self.optimizer_g.step()
+        return {"G_GAN": g_gan.detach(), "G_L1": g_l1.detach(), "D_real": d_real.detach(), "D_fake": d_fake.detach()}
+
+    def end_epoch(self) -> None:
+        self.scheduler_g.step()
+        self.scheduler_d.step()
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer_g.param_groups[0]["lr"]
+
+    def state(self) -> dict:
+        return {
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "optimizer_g": self.optimizer_g.state_dict(),
+            "optimizer_d": self.optimizer_d.state_dict(),
+            "scheduler_g": self.scheduler_g.state_dict(),
+            "scheduler_d": self.scheduler_d.state_dict(),
+        }
+
+    def load_state(self, state: dict) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.optimizer_g.load_state_dict(state["optimizer_g"])
+        self.optimizer_d.load_state_dict(state["optimizer_d"])
+        self.scheduler_g.load_state_dict(state["scheduler_g"])
+        self.scheduler_d.load_state_dict(state["scheduler_d"])
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class _StopSignals:
+    """Turn SIGTERM / SIGINT into a flag the loop checks between steps (cluster preemption)."""
+
+    def __init__(self):
+        self.received: int | None = None
+        self._previous = {}
+
+    def __enter__(self):
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        self.received = signum
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def _check_resumable(saved: dict, config: TrainConfig, path: Path) -> None:
+    old = saved.get("config", {})
+    changed = [f"{k} {old.get(k)!r} -> {getattr(config, k)!r}" for k in (*ARCHITECTURE_KEYS, "seed", "batch_size", "load_size", "flip") if old.get(k) != getattr(config, k)]
+    if changed:
+        raise UserError(
+            f"{path}: this run was started with other options ({'; '.join(changed)}); "
+            "use a new output folder or the original options"
+        )
+
+
+def _rewrite_losses(path: Path, up_to_step: int) -> None:
+    """Keep the losses.csv rows up to the resumed step (later rows belong to lost work)."""
+    if not path.exists():
+        return
+    with path.open(newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= up_to_step]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=LOSS_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def train(
+    config: TrainConfig,
+    image_paths: Sequence[Path],
+    output_dir: Path,
+    callbacks: Callbacks | None = None,
+    load_progress: Callable[[int], None] | None = None,
+) -> dict:
+    """Train (or resume) into ``output_dir``; returns a summary. Raises ``TrainingInterrupted``."""
+    callbacks = callbacks or Callbacks()
+    output_dir = Path(output_dir)
+    checkpoint_path = output_dir / ckpt.CHECKPOINT_NAME
+    losses_path = output_dir / "losses.csv"
+    config.depth()  # fail on an impossible crop size before loading any data
+    device = select_device(config.device)
+
+    if not image_paths:
+        raise UserError("no training images")
+    steps_per_epoch = -(-len(image_paths) // config.batch_size)
+    total_steps = config.total_epochs * steps_per_epoch
+    if config.max_steps:
+        total_steps = min(total_steps, config.max_steps)
+
+    saved = ckpt.load(checkpoint_path) if checkpoint_path.exists() else None
+    if saved is not None:
+        _check_resumable(saved, config, checkpoint_path)
+        if saved["step"] >= total_steps and (output_dir / ckpt.GENERATOR_NAME).exists():
+            return {"steps": saved["step"], "epochs": saved["epoch"], "images": len(image_paths),
+                    "steps_per_epoch": steps_per_epoch, "already_complete": True}
+
+    torch.manual_seed(config.seed)
+    dataset = TrainingSet(image_paths, config.task, config.load_size, config.crop_size, config.flip, load_progress)
+    model = Pix2Pix(config, device)
+    if config.crop_size < model.discriminator.min_size():
+        raise UserError(
+            f"crop size {config.crop_size} is too small for a {config.patch}x{config.patch} PatchGAN "
+            f"(needs at least {model.discriminator.min_size()} px); use a smaller --patch"
+        )
+    step, epoch, batch_index = 0, 0, 0
+    if saved is not None:
+        model.load_state(saved)
+        set_rng_state(saved["rng"])
+        step, epoch, batch_index = saved["step"], saved["epoch"], saved["batch_index"]
+        _rewrite_losses(losses_path, step)
+
+    def save_checkpoint() -> None:
+        ckpt.save(
+            {
+                "config": config.model_dump(mode="json"),
+                "architecture": config.architecture(),
+                **model.state(),
+                "rng": rng_state(),
+                "step": step,
+                "epoch": epoch,
+                "batch_index": batch_index,
+            },
+            checkpoint_path,
+        )
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(output_dir / "options.json", config.model_dump_json(indent=2) + "\n")
+    if callbacks.on_start:
+        callbacks.on_start(step, total_steps)
+
+    window: dict[str, float] = dict.fromkeys(LOSS_NAMES, 0.0)
+    window_steps = 0
+    last_time, last_step = time.perf_counter(), step
+    images_per_second = 0.0
+    with _StopSignals() as stop:
+        while step < total_steps:
+            plan = dataset.epoch_plan(config.seed, epoch)
+            while batch_index < steps_per_epoch and step < total_steps:
+                inputs, targets = dataset.batch(plan, batch_index, config.batch_size)
+                losses = model.train_step(inputs, targets)
+                batch_index += 1
+                step += 1
+                values = {name: float(value) for name, value in losses.items()}
+                for name in LOSS_NAMES:
+                    window[name] += values[name]
+                window_steps += 1
+                now = time.perf_counter()
+                if now - last_time > 0.5:
+                    images_per_second = (step - last_step) * inputs.shape[0] / (now - last_time)
+                    last_time, last_step = now, step
+                if step % config.log_freq == 0 or step == total_steps:
+                    row = {"step": step, "epoch": epoch + 1, **{k: v / window_steps for k, v in window.items()}, "lr": model.lr}
+                    _append_loss_row(losses_path, row)
+                    if callbacks.on_log:
+                        callbacks.on_log(row)
+                    window = dict.fromkeys(LOSS_NAMES, 0.0)
+                    window_steps = 0
+                if callbacks.on_step:
+                    callbacks.on_step(StepReport(step, epoch + 1, total_steps, values, model.lr, images_per_second))
+                if step % config.save_freq == 0 and step < total_steps:
+                    save_checkpoint()
+                if stop.received is not None:
+                    save_checkpoint()
+                    raise TrainingInterrupted(stop.received, step)
+            if batch_index >= steps_per_epoch:
+                model.end_epoch()
+                epoch, batch_index = epoch + 1, 0
+        save_checkpoint()
+
+    ckpt.save(
+        {
+            "config": config.model_dump(mode="json"),
+            "architecture": config.architecture(),
+            "generator": model.generator.state_dict(),
+            "step": step,
+            "epoch": epoch,
+        },
+        output_dir / ckpt.GENERATOR_NAME,
+    )
+    return {"steps": step, "epochs": epoch, "images": len(dataset), "steps_per_epoch": steps_per_epoch}
+
+
+def _append_loss_row(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=LOSS_COLUMNS, lineterminator="\n")
+        if new:
+            writer.writeheader()
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def generator_from_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
+    """The trained generator and the saved config of a run folder or checkpoint file."""
+    payload = ckpt.load(ckpt.resolve(path), map_location=device)
+    try:
+        generator = build_generator(payload["architecture"])
+        generator.load_state_dict(payload["generator"])
+    except (KeyError, RuntimeError, TypeError) as exc:
+        raise UserError(f"{path}: checkpoint does not hold a matching generator ({str(exc).splitlines()[0][:200]})") from None
+    return generator.to(device), payload["config"]

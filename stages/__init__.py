@@ -1,0 +1,1 @@
+"""Pipeline stages: one Typer command per step, thin glue around the ``pix2pix`` library."""

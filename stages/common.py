@@ -1,0 +1,70 @@
+"""What every stage shares: user errors as one line with exit code 2, and the rich console."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+import typer
+
+from pix2pix.errors import UserError
+
+F = TypeVar("F", bound=Callable)
+
+EXIT_USER_ERROR = 2
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``error: message`` on stderr and return the exit to raise (code 2)."""
+    print(f"error: {message}", file=sys.stderr)
+    return typer.Exit(EXIT_USER_ERROR)
+
+
+def user_errors(command: F) -> F:
+    """Turn a library ``UserError`` into one line on stderr and exit code 2 (no traceback)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except UserError as exc:
+            raise fail(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def stage_app(help: str) -> typer.Typer:
+    """A one-command Typer app, so ``python -m stages.NAME --help`` works like ``pix2pix NAME``."""
+    return typer.Typer(help=help, add_completion=False, rich_markup_mode="rich", pretty_exceptions_enable=False)
+
+
+def validated(model_cls, **values):
+    """Build a pydantic model; a validation error becomes one line naming the option."""
+    from pydantic import ValidationError
+
+    try:
+        return model_cls(**values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or model_cls.__name__
+        raise UserError(f"option {where}: {error['msg']}") from None
+
+
+def progress_bar(*extra_columns, transient: bool = False):
+    """A rich progress bar with count, rate-free ETA and elapsed time, on stderr."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *extra_columns,
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=transient,
+    )

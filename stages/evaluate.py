@@ -1,0 +1,55 @@
+"""`pix2pix evaluate` (alias `test`): translate a folder with a trained model and score it.
+
+Writes RES/images/NAME-{inputs,outputs,targets}.png, RES/metrics.csv (a row per image) and
+RES/metrics.json (means). The whole folder appears at once, when everything is written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from stages.common import fail, progress_bar, stage_app, user_errors
+
+app = stage_app(__doc__)
+
+
+@app.command("evaluate")
+@user_errors
+def evaluate(
+    input_dir: Annotated[Path, typer.Option("--input-dir", "--input_dir", "-i", help="Folder of A|B images (or colour photos for a colorization model).")],
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="Run folder written by `pix2pix train`, or a generator.pt / checkpoint.pt file.")],
+    output_dir: Annotated[Path, typer.Option("--output-dir", "--output_dir", "-o", help="Results folder (replaced as a whole when done).")],
+    eval_mode: Annotated[str, typer.Option("--eval-mode", "--eval_mode", help="train: dropout on and batch statistics, as in the paper and the reference's test.py; eval: running statistics, no dropout.")] = "train",
+    size: Annotated[Optional[int], typer.Option(help="Resize each half to SIZE x SIZE first (the reference test does 256) [default: native size, any shape].")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for test-time dropout.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """Translate every image in INPUT_DIR and compute L1, PSNR, SSIM (and CIEDE2000 for colorization)."""
+    from pix2pix.data import Task
+    from pix2pix.evaluation import EVAL_MODES
+    from pix2pix.evaluation import evaluate as evaluate_model
+    from pix2pix.files import atomic_directory
+    from pix2pix.images import list_images
+    from pix2pix.training import generator_from_checkpoint, select_device
+
+    if eval_mode not in EVAL_MODES:
+        raise fail(f"--eval_mode {eval_mode!r}: expected train or eval")
+    if size is not None and size < 1:
+        raise fail(f"--size {size}: must be positive")
+    paths = list_images(input_dir)
+    generator, config = generator_from_checkpoint(checkpoint, select_device(device))
+    task = Task(config["direction"], config["lab_colorization"])
+    with progress_bar() as bar, atomic_directory(output_dir) as staging:
+        counter = bar.add_task("evaluating", total=len(paths))
+        means = evaluate_model(
+            generator, task, paths, staging, eval_mode, size, seed, progress=lambda n: bar.advance(counter, n)
+        )
+    summary = "  ".join(f"{k} {v:.4f}" for k, v in means.items())
+    typer.echo(f"{len(paths)} images -> {output_dir}  {summary}")
+
+
+if __name__ == "__main__":
+    app()
