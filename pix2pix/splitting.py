@@ -1,0 +1,128 @@
+"""Train/val/test splits that copy (or hard-link) files and keep related images together.
+
+Unlike the reference's ``tools/split.py``, which moves the user's files, the input folder is only
+read. With a group pattern, all crops of one photo (``astronaut_001.png``, ``astronaut_002.png``)
+land in the same split, so validation never sees a near-copy of a training image.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+from .files import atomic_directory, check_output_separate
+from .images import list_images
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    counts: dict[str, int]
+    groups: int
+    linked: bool
+
+
+def split_fractions(train: float, val: float | None, test: float) -> dict[str, float]:
+    """Check the fractions; ``val=None`` means "the rest"."""
+    if val is None:
+        val = 1.0 - train - test
+    fractions = {"train": train, "val": val, "test": test}
+    for name, value in fractions.items():
+        if not 0.0 <= value <= 1.0:
+            raise UserError(f"--{name}_frac must be between 0 and 1, got {value:g}")
+    if not math.isclose(sum(fractions.values()), 1.0, abs_tol=1e-6):
+        raise UserError(f"--train_frac + --val_frac + --test_frac must be 1, got {sum(fractions.values()):g}")
+    return fractions
+
+
+def group_names(names: list[str], group_by: str | None = None) -> dict[str, list[str]]:
+    """File names by group key: the pattern's first group (or whole match); each name alone without one."""
+    try:
+        pattern = re.compile(group_by) if group_by else None
+    except re.error as exc:
+        raise UserError(f"--group_by {group_by!r}: not a valid regular expression ({exc})") from None
+    groups: dict[str, list[str]] = {}
+    for name in sorted(names):
+        key = name
+        if pattern is not None:
+            match = pattern.search(name)
+            if match is None:
+                raise UserError(f"{name}: does not match --group_by {pattern.pattern!r}")
+            key = match.group(1) if pattern.groups else match.group(0)
+        groups.setdefault(key, []).append(name)
+    return groups
+
+
+def assign_splits(groups: dict[str, list[str]], fractions: dict[str, float], seed: int) -> dict[str, str]:
+    """Map each file name to a split, deterministically for a seed.
+
+    Groups are shuffled, then laid end to end over the image count; a group goes to the split
+    whose share contains its middle. Without groups that is exactly ``int(frac * N)`` train and
+    test images like the reference (val takes the rest); with groups the shares are as close as
+    whole groups allow.
+    """
+    keys = sorted(groups)
+    total = sum(len(members) for members in groups.values())
+    n_train = int(fractions["train"] * total + 1e-9)
+    n_test = int(fractions["test"] * total + 1e-9)
+    bounds = (("train", n_train), ("val", total - n_test), ("test", total))
+    assignment: dict[str, str] = {}
+    position = 0
+    for index in np.random.default_rng(seed).permutation(len(keys)):
+        members = groups[keys[index]]
+        middle = position + len(members) / 2
+        split = next(name for name, end in bounds if middle < end)
+        assignment.update((member, split) for member in members)
+        position += len(members)
+    return assignment
+
+
+def split_folder(
+    input_dir: Path,
+    output_dir: Path,
+    *,
+    train_frac: float = 0.8,
+    val_frac: float | None = None,
+    test_frac: float = 0.0,
+    seed: int = 0,
+    group_by: str | None = None,
+    link: bool = False,
+) -> SplitResult:
+    """Write ``output_dir/{train,val,test}/`` (the splits with a non-zero fraction) atomically."""
+    fractions = split_fractions(train_frac, val_frac, test_frac)
+    files = list_images(input_dir)
+    check_output_separate(Path(output_dir), [Path(input_dir)])
+    groups = group_names([path.name for path in files], group_by)
+    assignment = assign_splits(groups, fractions, seed)
+    counts = {name: 0 for name in SPLITS if fractions[name] > 0}
+    linked = link
+    with atomic_directory(Path(output_dir)) as staging:
+        for name in counts:
+            (staging / name).mkdir()
+        for path in files:
+            split = assignment[path.name]
+            linked = _place(path, staging / split / path.name, linked)
+            counts[split] += 1
+    return SplitResult(counts=counts, groups=len(groups), linked=linked)
+
+
+def _place(source: Path, target: Path, link: bool) -> bool:
+    """Hard-link or copy; fall back to copying (and say so) where links cannot cross filesystems."""
+    if link:
+        try:
+            os.link(source, target)
+            return True
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+                raise
+    shutil.copy2(source, target)
+    return False

@@ -1,0 +1,179 @@
+"""Training: it learns, it is deterministic, and a killed run resumes to the same weights."""
+
+from __future__ import annotations
+
+import csv
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import ROOT, TINY, assert_user_error, make_pairs, make_photos, run_cli
+from pix2pix import checkpoint as ckpt
+from pix2pix.config import TrainConfig
+from pix2pix.data import Task, TrainingSet
+from pix2pix.errors import UserError
+from pix2pix.images import list_images
+from pix2pix.training import Pix2Pix, train
+
+TINY_CONFIG = dict(crop_size=32, load_size=36, ngf=8, ndf=8, device="cpu")
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_model_overfits_a_fixed_batch(tmp_path):
+    """L1 falls at least 5x in a few hundred steps on one 32 px pair."""
+    config = TrainConfig(crop_size=32, load_size=32, flip=False, ngf=16, ndf=16, device="cpu")
+    dataset = TrainingSet(list_images(make_pairs(tmp_path, count=1)), config.task, 32, 32, flip=False)
+    inputs, targets = dataset.batch(dataset.epoch_plan(0, 0), 0, 1)
+    torch.manual_seed(0)
+    model = Pix2Pix(config, torch.device("cpu"))
+    history = [float(model.train_step(inputs, targets)["G_L1"]) for _ in range(300)]
+    assert history[-1] * 5 <= history[0], (history[0], history[-1])
+
+
+def test_same_seed_gives_identical_weights(tmp_path, pairs):
+    paths = list_images(pairs)
+    runs = {}
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        train(TrainConfig(max_steps=6, seed=seed, **TINY_CONFIG), paths, tmp_path / name)
+        runs[name] = ckpt.load(tmp_path / name / ckpt.GENERATOR_NAME)["generator"]
+    assert same_weights(runs["a"], runs["b"])
+    assert not same_weights(runs["a"], runs["c"])
+
+
+def test_resume_in_process_equals_uninterrupted_across_epochs(tmp_path, pairs):
+    """Stop mid-epoch (max_steps), then continue with a longer run: same weights, same optimisers."""
+    paths = list_images(pairs)  # 4 images: 4 steps per epoch
+    full = TrainConfig(max_epochs=3, n_epochs=1, n_epochs_decay=2, **TINY_CONFIG)
+    train(full, paths, tmp_path / "full")
+    train(full.model_copy(update={"max_steps": 6}), paths, tmp_path / "split")
+    summary = train(full, paths, tmp_path / "split")
+    assert summary["steps"] == 12
+    whole, resumed = (ckpt.load(tmp_path / name / ckpt.CHECKPOINT_NAME) for name in ("full", "split"))
+    for key in ("generator", "discriminator"):
+        assert same_weights(whole[key], resumed[key])
+    assert whole["optimizer_g"]["param_groups"][0]["lr"] == resumed["optimizer_g"]["param_groups"][0]["lr"]
+    steps = [int(row["step"]) for row in csv.DictReader((tmp_path / "split" / "losses.csv").open())]
+    assert steps == sorted(set(steps)) and steps[-1] == 12
+
+
+def test_linear_decay_schedule_matches_reference():
+    config = TrainConfig(n_epochs=100, n_epochs_decay=100)
+    assert config.lr_factor(0) == config.lr_factor(99) == 1.0
+    assert config.lr_factor(100) == pytest.approx(100 / 101)
+    assert config.lr_factor(199) == pytest.approx(1 / 101)
+
+
+def test_lab_colorization_trains_on_plain_photos(tmp_path):
+    photos = list_images(make_photos(tmp_path / "photos"))
+    config = TrainConfig(lab_colorization=True, max_steps=2, **TINY_CONFIG)
+    train(config, photos, tmp_path / "run")
+    payload = ckpt.load(tmp_path / "run" / ckpt.GENERATOR_NAME)
+    assert payload["generator"]["encoder.0.0.weight"].shape[1] == 1  # L in
+    assert payload["generator"]["decoder.4.1.weight"].shape[1] == 2  # ab out
+
+
+def test_jitter_uses_one_crop_and_flip_for_input_and_target(tmp_path):
+    """A and B of a pair must stay aligned after the random crop and flip."""
+    dataset = TrainingSet(list_images(make_pairs(tmp_path, count=3, size=36)), Task("AtoB"), 36, 32)  # no resize
+    for epoch in range(4):
+        inputs, targets = dataset.batch(dataset.epoch_plan(0, epoch), 0, 3)
+        assert torch.allclose(targets, -inputs, atol=1e-6)  # B = 255 - A exactly
+
+
+def test_resume_with_other_architecture_is_refused(tmp_path, pairs):
+    paths = list_images(pairs)
+    train(TrainConfig(max_steps=1, **TINY_CONFIG), paths, tmp_path / "run")
+    with pytest.raises(UserError, match="ngf 8 -> 16"):
+        train(TrainConfig(max_steps=2, **{**TINY_CONFIG, "ngf": 16}), paths, tmp_path / "run")
+
+
+def _train_command(data: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "stages.train", "--input_dir", str(data), "--output_dir", str(out), *TINY, "--seed", "1", *extra]
+
+
+def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def test_sigkill_then_rerun_equals_uninterrupted(tmp_path):
+    data = make_pairs(tmp_path / "data", count=8)
+    args = ("--max_steps", "150", "--save_freq", "10")
+    run_cli(*_train_command(data, tmp_path / "whole", *args)[2:], check=True)
+
+    process = subprocess.Popen(_train_command(data, tmp_path / "killed", *args), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _wait_for(tmp_path / "killed" / ckpt.CHECKPOINT_NAME, process)
+    process.kill()
+    process.wait()
+    assert not (tmp_path / "killed" / ckpt.GENERATOR_NAME).exists(), "the run finished before it was killed"
+    step_at_kill = ckpt.load(tmp_path / "killed" / ckpt.CHECKPOINT_NAME)["step"]
+    assert 0 < step_at_kill < 150
+
+    run_cli(*_train_command(data, tmp_path / "killed", *args)[2:], check=True)
+    whole, resumed = (ckpt.load(tmp_path / name / ckpt.CHECKPOINT_NAME) for name in ("whole", "killed"))
+    assert resumed["step"] == whole["step"] == 150
+    for key in ("generator", "discriminator"):
+        assert same_weights(whole[key], resumed[key])
+    assert same_weights(whole["optimizer_g"]["state"][0], resumed["optimizer_g"]["state"][0])
+
+
+def test_sigterm_checkpoints_and_exits_nonzero(tmp_path):
+    data = make_pairs(tmp_path / "data", count=8)
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        _train_command(data, out, "--max_steps", "100000", "--log_freq", "1"),
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    _wait_for(out / "losses.csv", process)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert time.monotonic() - sent < 10
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert "SIGTERM" in stderr and "checkpoint saved" in stderr
+    saved = ckpt.load(out / ckpt.CHECKPOINT_NAME)
+    assert 0 < saved["step"] < 100000
+
+
+def test_rerunning_a_finished_run_does_nothing(tmp_path, pairs):
+    args = ["stages.train", "--input_dir", str(pairs), "--output_dir", str(tmp_path / "run"), *TINY, "--max_steps", "2"]
+    run_cli(*args, check=True)
+    before = (tmp_path / "run" / ckpt.GENERATOR_NAME).stat().st_mtime_ns
+    result = run_cli(*args, check=True)
+    assert "already complete" in result.stderr
+    assert (tmp_path / "run" / ckpt.GENERATOR_NAME).stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize("bad", ["missing", "empty", "not_image", "crop"])
+def test_bad_training_input_is_one_line_exit_2(tmp_path, bad):
+    data = tmp_path / "data"
+    extra: list[str] = []
+    if bad == "empty":
+        data.mkdir()
+    elif bad == "not_image":
+        make_pairs(data, count=2)
+        (data / "notes.png").write_text("this is not a png")
+    elif bad == "crop":
+        make_pairs(data, count=2)
+        extra = ["--crop_size", "48", "--load_size", "48", "--unet_depth", "5"]
+    out = tmp_path / "out"
+    result = run_cli("stages.train", "--input_dir", str(data), "--output_dir", str(out), *TINY, *extra, "--max_steps", "1")
+    fragment = {"missing": str(data), "empty": "no images", "not_image": "notes.png", "crop": "not divisible"}[bad]
+    assert_user_error(result, fragment)
+    assert not (out / ckpt.CHECKPOINT_NAME).exists()
+
+
+def test_bad_option_value_names_the_option(tmp_path, pairs):
+    result = run_cli("stages.train", "--input_dir", str(pairs), "--output_dir", str(tmp_path / "o"), "--which_direction", "sideways")
+    assert_user_error(result, "direction")
