@@ -118,7 +118,7 @@ def plot_losses(losses_csv: Path, output_png: Path) -> bool:
             (line,) = axes.plot(table["step"], table[name].rolling(window, min_periods=1).mean(), lw=1.6, label=name)
             if window > 1:
                 axes.plot(table["step"], table[name], lw=0.6, alpha=0.25, color=line.get_color())
-        axes.legend(loc="upper right", frameon=False)
+        axes.legend(loc="best", frameon=False)
         axes.grid(alpha=0.3)
     gan_axes.set_title("adversarial losses" + (f" (moving average over {window} logs)" if window > 1 else ""))
     l1_axes.set_title("L1 loss (unweighted)")
@@ -131,7 +131,7 @@ def metric_summary(table: MetricsTable, means: dict) -> list[dict]:
     """Per metric: the mean from metrics.json, and median / min / max over the images."""
     summary = []
     for index, column in enumerate(table.columns):
-        values = [row[1][index] for row in table.rows if row[1][index] is not None]
+        values = [values[index] for _, values in table.rows if values[index] is not None]
         summary.append({
             "name": column,
             "mean": means.get(column),
@@ -149,14 +149,15 @@ def build_report(experiment_name: str, eval_dir: Path, run_dir: Path | None, out
     training run at hand) or lack losses.csv (the page then says why there are no loss curves).
     """
     eval_dir, output_dir = Path(eval_dir), Path(output_dir)
+    run_dir = Path(run_dir) if run_dir is not None else None
     if not eval_dir.is_dir():
         raise UserError(f"{eval_dir}: evaluation folder not found (run `pix2pix evaluate` first)")
-    if run_dir is not None and not Path(run_dir).is_dir():
+    if run_dir is not None and not run_dir.is_dir():
         raise UserError(f"{run_dir}: training run folder not found")
     check_output_separate(output_dir, [eval_dir, *([run_dir] if run_dir else [])])
     table = read_metrics_table(eval_dir / "metrics.csv")
     means = read_json(eval_dir / "metrics.json")
-    options = read_json(Path(run_dir) / "options.json") if run_dir and (Path(run_dir) / "options.json").exists() else {}
+    options = read_json(run_dir / "options.json") if run_dir and (run_dir / "options.json").exists() else {}
     with atomic_directory(output_dir) as staging:
         (staging / "images").mkdir()
         for name in dict.fromkeys(name for name, _ in table.rows):
@@ -167,12 +168,13 @@ def build_report(experiment_name: str, eval_dir: Path, run_dir: Path | None, out
                 link_or_copy(source, staging / "images" / source.name)
         for metrics_file in ("metrics.csv", "metrics.json"):
             shutil.copy2(eval_dir / metrics_file, staging / metrics_file)
-        if run_dir is None:
+        losses = run_dir / "losses.csv" if run_dir else None
+        if losses is None:
             loss_note = "No training run folder was given, so there are no loss curves."
-        elif not (Path(run_dir) / "losses.csv").is_file():
-            loss_note = f"No loss curves: {Path(run_dir) / 'losses.csv'} does not exist."
-        elif not plot_losses(Path(run_dir) / "losses.csv", staging / "losses.png"):
-            loss_note = f"No loss curves: {Path(run_dir) / 'losses.csv'} has no rows yet."
+        elif not losses.is_file():
+            loss_note = f"No loss curves: {losses} does not exist."
+        elif not plot_losses(losses, staging / "losses.png"):
+            loss_note = f"No loss curves: {losses} has no rows yet."
         else:
             loss_note = None
         data = {
@@ -192,16 +194,17 @@ def build_report(experiment_name: str, eval_dir: Path, run_dir: Path | None, out
             data=data,
             image_count=len(table.rows),
         )
-        atomic_write_text(staging / "index.html", html)
+        (staging / "index.html").write_text(html, encoding="utf-8")
 
 
 def build_index(experiments: Sequence[tuple[str, str, dict]], output_path: Path) -> None:
     """Write one page comparing experiments: a row per (name, report folder relative to the page, metrics.json)."""
     columns = list(dict.fromkeys(key for _, _, metrics in experiments for key in metrics))
+    columns.sort(key=lambda column: column in ("count", "eval_mode"))  # metrics first, bookkeeping last
     best = {}
     for column in columns:
         values = [m[column] for _, _, m in experiments if isinstance(m.get(column), (int, float))]
-        if values and column in LOWER_IS_BETTER | HIGHER_IS_BETTER:
+        if len(values) > 1 and column in LOWER_IS_BETTER | HIGHER_IS_BETTER:
             best[column] = (min if column in LOWER_IS_BETTER else max)(values)
     rows = [
         {"name": name, "href": quote(f"{Path(report_dir).as_posix()}/index.html"), "metrics": metrics}
@@ -249,6 +252,7 @@ SCRIPT = """
   const pageCount = Math.max(1, Math.ceil(rows.length / PER_PAGE));
   const $ = (id) => document.getElementById(id);
   const body = document.querySelector("#images tbody");
+  const byName = new Intl.Collator(undefined, { numeric: true });  // img2 before img10
   let generation = 0;
 
   function state() {
@@ -265,7 +269,7 @@ SCRIPT = """
 
   function sorted(sort) {
     const [column, direction] = sort.split(":");
-    if (column === "name") return rows;
+    if (column === "name") return [...rows].sort((a, b) => byName.compare(a[0], b[0]));
     const index = 2 + data.columns.indexOf(column);
     const sign = direction === "desc" ? -1 : 1;
     // Missing values (null) go last whatever the direction.
@@ -345,7 +349,7 @@ TEMPLATES = {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; script-src 'sha256-{{ script_hash }}'">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; script-src 'sha256-{{ script_hash }}'">
 <title>{{ title }}</title>
 <style>
   :root { --fg: #1f2328; --muted: #656d76; --line: #d0d7de; --bg: #f6f8fa; --accent: #0969da; }
@@ -377,9 +381,11 @@ TEMPLATES = {
   .pager .spacer { flex: 1; }
   #images { width: 100%; table-layout: fixed; }
   #images thead th { position: sticky; top: 0; z-index: 1; }
+  #images .name-col { width: 16%; }
+  #images .metric-col { width: 6.5em; }
   #images td.name { overflow-wrap: anywhere; font-weight: 600; }
   #images td.img { text-align: center; }
-  #images td.img img { width: 100%; max-width: 256px; height: auto; min-height: 48px; display: inline-block; background: var(--bg); border-radius: 4px; image-rendering: pixelated; }
+  #images td.img img { width: 100%; max-width: 256px; height: auto; min-height: 48px; display: inline-block; background: var(--bg); border-radius: 4px; }
 </style>
 </head>
 <body>
@@ -439,6 +445,7 @@ TEMPLATES = {
   <span class="muted" id="range"></span>
 </div>
 <table id="images">
+  <colgroup><col class="name-col"><col span="3"><col span="{{ data.columns|length }}" class="metric-col"></colgroup>
   <thead><tr><th>name</th><th>input</th><th>output</th><th>target</th>{% for column in data.columns %}<th class="num">{{ column }}</th>{% endfor %}</tr></thead>
   <tbody></tbody>
 </table>

@@ -1,0 +1,224 @@
+"""HTML reports: escaping, paging of huge tables, self-contained folders, clean failures, and a real browser."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from urllib.parse import unquote
+
+import numpy as np
+import pytest
+from markupsafe import escape
+from PIL import Image
+
+from conftest import ROOT, assert_user_error, run_cli
+from pix2pix.errors import UserError
+from pix2pix.report import build_index, build_report
+
+# Harmless only if escaped: as HTML it would run a handler, as JSON text it would open a comment.
+HOSTILE = '<!--<img src=x onerror="document.body.dataset.pwned=1">&\''
+HOSTILE_TITLE = '</script><script>alert(1)</script> & "quotes"'
+LOSS_HEADER = "step,epoch,G_GAN,G_L1,D_real,D_fake,lr\n"
+
+
+def png_bytes(seed: int) -> bytes:
+    """A 32x32 PNG, encoded once and written many times: 30,000 files stay fast."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def make_results(root: Path, names: list[str], losses: str | None = None) -> tuple[Path, Path]:
+    """What `pix2pix evaluate` and `pix2pix train` leave behind, written by hand: (eval dir, run dir)."""
+    eval_dir, run_dir = root / "results", root / "run"
+    (eval_dir / "images").mkdir(parents=True)
+    run_dir.mkdir()
+    images = {kind: png_bytes(seed) for seed, kind in enumerate(("inputs", "outputs", "targets"))}
+    for name in names:
+        for kind, data in images.items():
+            (eval_dir / "images" / f"{name}-{kind}.png").write_bytes(data)
+    rng = np.random.default_rng(0)
+    with (eval_dir / "metrics.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["name", "l1", "psnr", "ssim"])
+        writer.writerows([name, *np.round(rng.random(3), 6)] for name in names)
+    summary = {"l1": 0.25, "psnr": 21.5, "ssim": 0.5, "count": len(names), "eval_mode": "train"}
+    (eval_dir / "metrics.json").write_text(json.dumps(summary))
+    if losses is None:
+        losses = LOSS_HEADER + "".join(f"{s},0,{1 + s / 100},{0.5 - s / 500},0.6,0.4,0.0002\n" for s in range(1, 120))
+    (run_dir / "losses.csv").write_text(losses)
+    (run_dir / "options.json").write_text(json.dumps({"direction": "BtoA", "crop_size": 256}))
+    return eval_dir, run_dir
+
+
+def report_data(html: str) -> dict:
+    """The JSON blob the page's pager reads its rows from."""
+    blob = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', html, re.S)
+    return json.loads(blob.group(1))
+
+
+def test_hostile_names_are_escaped(tmp_path):
+    eval_dir, run_dir = make_results(tmp_path, ["plain", HOSTILE])
+    build_report(HOSTILE_TITLE, eval_dir, run_dir, tmp_path / "report")
+    html = (tmp_path / "report" / "index.html").read_text()
+    assert HOSTILE not in html and "<!--" not in html and "alert(1)</script>" not in html
+    assert str(escape(HOSTILE_TITLE)) in html
+    assert html.count("<script") == 2  # the data blob and the pager, nothing injected
+    assert [row[0] for row in report_data(html)["rows"]] == ["plain", HOSTILE]
+
+
+def test_ten_thousand_rows_are_data_not_markup(tmp_path):
+    names = [f"image{index:05d}" for index in range(10_000)]
+    eval_dir, run_dir = make_results(tmp_path, names)
+    build_report("big", eval_dir, run_dir, tmp_path / "report")
+    html = (tmp_path / "report" / "index.html").read_text()
+    data = report_data(html)
+    assert len(data["rows"]) == 10_000 and data["per_page"] == 50
+    assert html.count("<img") == 1  # the loss plot; table rows are built by the pager, a page at a time
+    assert 'loading = "lazy"' in html
+    assert len(list((tmp_path / "report" / "images").iterdir())) == 30_000
+
+
+def test_image_paths_are_relative_quoted_and_linked(tmp_path):
+    names = ["a b", "100%", "c#1?x", "été", HOSTILE]
+    eval_dir, run_dir = make_results(tmp_path, names)
+    report = tmp_path / "report"
+    build_report("paths", eval_dir, run_dir, report)
+    html = (report / "index.html").read_text()
+    assert 'src="losses.png"' in html and (report / "losses.png").stat().st_size > 1000
+    for name, src, *metrics in report_data(html)["rows"]:
+        assert src.startswith("images/") and not re.search(r"[ #?<>\"']", src), src
+        for kind in ("inputs", "outputs", "targets"):
+            copy = report / unquote(f"{src}-{kind}.png")
+            assert copy.is_file() and copy.parent == report / "images"
+            assert os.path.samefile(copy, eval_dir / "images" / f"{name}-{kind}.png")  # a hard link, not a copy
+        assert len(metrics) == 3
+    assert json.loads((report / "metrics.json").read_text())["count"] == len(names)
+
+
+@pytest.mark.parametrize(
+    ("losses", "note"),
+    [(None, "does not exist"), (LOSS_HEADER, "has no rows yet"), ("no run", "No training run folder was given")],
+)
+def test_missing_losses_are_explained_on_the_page(tmp_path, losses, note):
+    eval_dir, run_dir = make_results(tmp_path, ["one"], losses=LOSS_HEADER)
+    if losses is None:
+        (run_dir / "losses.csv").unlink()
+    build_report("no losses", eval_dir, None if losses == "no run" else run_dir, tmp_path / "report")
+    html = (tmp_path / "report" / "index.html").read_text()
+    assert 'id="no-losses"' in html and note in html
+    assert "losses.png" not in html and not (tmp_path / "report" / "losses.png").exists()
+
+
+def test_output_folder_must_not_replace_the_results(tmp_path):
+    eval_dir, run_dir = make_results(tmp_path, ["one"])
+    with pytest.raises(UserError, match="must not be or contain"):
+        build_report("x", eval_dir, run_dir, tmp_path)
+    assert (eval_dir / "metrics.csv").is_file()
+
+
+def remove_results(eval_dir: Path) -> str:
+    shutil.rmtree(eval_dir)
+    return "results: evaluation folder not found"
+
+
+def break_metrics(eval_dir: Path) -> str:
+    (eval_dir / "metrics.csv").write_text("name,l1\none,oops\n")
+    return "metrics.csv: line 2"
+
+
+def drop_image(eval_dir: Path) -> str:
+    (eval_dir / "images" / "one-outputs.png").unlink()
+    return "one-outputs.png"
+
+
+def drop_losses_column(eval_dir: Path) -> str:
+    (eval_dir.parent / "run" / "losses.csv").write_text("step,G_GAN\n1,0.5\n")
+    return "losses.csv: missing columns G_L1, D_real, D_fake"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [remove_results, break_metrics, drop_image, drop_losses_column],
+    ids=["missing eval dir", "bad metrics.csv", "missing image", "bad losses.csv"],
+)
+def test_bad_input_is_one_error_line(tmp_path, damage):
+    eval_dir, run_dir = make_results(tmp_path, ["one"])
+    fragment = damage(eval_dir)
+    result = run_cli("stages.report", "--eval-dir", str(eval_dir), "--run-dir", str(run_dir), "--output-dir", str(tmp_path / "report"))
+    assert_user_error(result, fragment)
+    assert not (tmp_path / "report").exists()
+
+
+def test_index_compares_experiments(tmp_path):
+    for name, l1 in (("a", 0.3), ("b", 0.1)):
+        eval_dir, run_dir = make_results(tmp_path / name, ["one"])
+        (eval_dir / "metrics.json").write_text(json.dumps({"l1": l1, "psnr": 20.0, "count": 1, "eval_mode": "train"}))
+        build_report(name, eval_dir, run_dir, tmp_path / "reports" / name)
+    index = tmp_path / "reports" / "index.html"
+    experiments = [f"{HOSTILE_TITLE}={tmp_path / 'reports' / 'a'}", f"b={tmp_path / 'reports' / 'b'}"]
+    run_cli("stages.report", "--index", str(index), *(arg for spec in experiments for arg in ("--experiment", spec)), check=True)
+    html = index.read_text()
+    assert str(escape(HOSTILE_TITLE)) in html and "<script" not in html
+    links = re.findall(r'<a href="([^"]+)">', html)
+    assert links == ["a/index.html", "b/index.html"] and all((index.parent / link).is_file() for link in links)
+    assert '<td class="num best">0.1000</td>' in html and '<td class="num">0.3000</td>' in html
+    assert_user_error(run_cli("stages.report", "--index", str(index)), "--experiment")
+
+
+def test_build_index_keeps_metrics_before_bookkeeping(tmp_path):
+    build_index([("x", "x", {"count": 3, "eval_mode": "eval", "l1": 0.5})], tmp_path / "index.html")
+    header = re.search(r"<thead>(.*?)</thead>", (tmp_path / "index.html").read_text(), re.S).group(1)
+    assert re.findall(r"<th[^>]*>([^<]+)</th>", header) == ["experiment", "l1", "count", "eval_mode"]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """Headless Chromium, installed by scripts/install-chromium.sh where the test may (CI or root)."""
+    if shutil.which("chromium") is None:
+        if os.environ.get("CI") != "true" and os.geteuid() != 0:
+            pytest.skip("chromium is not installed: run scripts/install-chromium.sh as root")
+        subprocess.run(["sh", str(ROOT / "scripts" / "install-chromium.sh")], check=True, timeout=900)
+    return shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def browse(chromium: str, profile: Path, url: str, *flags: str) -> str:
+    """Load ``url`` offline-minded and headless, let its scripts and images settle, return stdout."""
+    command = [
+        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--hide-scrollbars", *flags, url,
+    ]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout
+
+
+def body_attributes(dom: str) -> dict[str, str]:
+    return dict(re.findall(r'(data-[\w-]+)="([^"]*)"', re.search(r"<body([^>]*)>", dom).group(1)))
+
+
+def test_report_in_headless_chromium(tmp_path, chromium):
+    names = [f"img{index:02d}" for index in range(59)] + [HOSTILE]
+    eval_dir, run_dir = make_results(tmp_path, names)
+    build_report(HOSTILE_TITLE, eval_dir, run_dir, tmp_path / "built")
+    report = (tmp_path / "built").rename(tmp_path / "moved")  # relocatable, and self-contained:
+    shutil.rmtree(eval_dir)
+    url = (report / "index.html").as_uri()
+    # A window tall enough that the lazy images of a whole 50-row page are all due to load.
+    first = browse(chromium, tmp_path / "profile", url, "--window-size=1280,12000", "--dump-dom")
+    assert body_attributes(first) == {"data-page": "1", "data-rows": "50", "data-images": f"loaded:{50 * 3 + 1}"}
+    as_text = HOSTILE.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")  # how the DOM serialises text
+    assert 'id="loss-plot"' in first and f'<td class="name">{as_text}</td>' in first
+    assert "rows 1–50 of 60" in first and '<span id="pages">2</span>' in first
+    (report / "images" / "img58-targets.png").unlink()  # sorted by name, the last row of page 2
+    second = browse(chromium, tmp_path / "profile", url + "#page=2", "--window-size=1280,12000", "--dump-dom")
+    assert body_attributes(second) == {"data-page": "2", "data-rows": "10", "data-images": f"broken:1/{10 * 3 + 1}"}
+    browse(chromium, tmp_path / "profile", url, "--window-size=1280,1600", f"--screenshot={tmp_path / 'shot.png'}")
+    low, high = Image.open(tmp_path / "shot.png").convert("L").getextrema()
+    assert high - low > 100  # text, plot and images drawn, not a blank page
