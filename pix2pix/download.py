@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UserError
-from .files import atomic_write_text, replace_directory
+from .files import atomic_write_text, replace_directory, umasked
 
 REMOTE_DATASETS = ("facades", "cityscapes", "maps", "edges2shoes", "edges2handbags", "night2day")
 URL_TEMPLATE = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/{name}.tar.gz"
@@ -96,6 +96,8 @@ def download_dataset(
     lock = _read_lock(lock_path)
     if lock and sha256 in (None, lock["sha256"]) and target.is_dir() and tree_summary(target) == lock["tree"]:
         return DownloadResult(target, lock["sha256"], fetched=False)
+    if target.exists() and log:
+        log(f"{target} does not match {lock_path.name} (missing, incomplete or changed); fetching it again")
     expected = sha256 or (lock or {}).get("sha256")
 
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -239,6 +241,7 @@ def extract_archive(archive: Path, target: Path, *, source: str | None = None) -
     """
     source = source or str(archive)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".extract"))
+    staging.chmod(umasked(0o777))  # it becomes the dataset folder when the archive has no top folder
     try:
         if archive.name.lower().endswith(".zip"):
             _extract_zip(archive, staging, source)

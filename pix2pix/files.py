@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
@@ -18,12 +19,27 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, umasked(0o666))
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def umasked(mode: int) -> int:
+    """The permissions open()/mkdir() would give: mkstemp/mkdtemp make private 0600/0700 files,
+    which would hide results from the rest of a shared group (clusters, DVC caches)."""
+    return mode & ~_umask()
+
+
+@functools.cache
+def _umask() -> int:
+    """Read once: reading means setting it, which must not race with threads creating files later."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -39,6 +55,7 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    staging.chmod(umasked(0o777))
     try:
         yield staging
     except BaseException:

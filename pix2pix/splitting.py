@@ -34,7 +34,7 @@ class SplitResult:
 def split_fractions(train: float, val: float | None, test: float) -> dict[str, float]:
     """Check the fractions; ``val=None`` means "the rest"."""
     if val is None:
-        val = 1.0 - train - test
+        val = round(1.0 - train - test, 9)  # not -5e-17 for 1 - 0.8 - 0.2
     fractions = {"train": train, "val": val, "test": test}
     for name, value in fractions.items():
         if not 0.0 <= value <= 1.0:
@@ -45,7 +45,8 @@ def split_fractions(train: float, val: float | None, test: float) -> dict[str, f
 
 
 def group_names(names: list[str], group_by: str | None = None) -> dict[str, list[str]]:
-    """File names by group key: the pattern's first group (or whole match); each name alone without one."""
+    """File names by group key: the pattern's first group (or whole match) on the name without its
+    suffix, so ``^(.+)_\\d+$`` groups ``astronaut_001.png``; each name alone without a pattern."""
     try:
         pattern = re.compile(group_by) if group_by else None
     except re.error as exc:
@@ -54,7 +55,7 @@ def group_names(names: list[str], group_by: str | None = None) -> dict[str, list
     for name in sorted(names):
         key = name
         if pattern is not None:
-            match = pattern.search(name)
+            match = pattern.search(Path(name).stem)
             if match is None:
                 raise UserError(f"{name}: does not match --group_by {pattern.pattern!r}")
             key = match.group(1) if pattern.groups else match.group(0)

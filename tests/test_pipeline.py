@@ -1,0 +1,169 @@
+"""The whole default graph under `dvc repro`, in a temporary clone, at test scale.
+
+One clone is shared by the tests of this module (a full repro is the expensive part); they
+run in file order: first repro, then param edits and their reruns, then the remote round trip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, assert_user_error, run_cli
+
+EXPERIMENTS = ("facades", "inpainting", "colorization")
+VENV_BIN = Path(sys.executable).parent
+
+
+def shrink(params: dict) -> dict:
+    """The default params at test scale: same graph and options, tiny data and models."""
+    params["data"]["facades"].update(count=8, size=32)
+    params["data"]["photos"].update(count=16, size=48)
+    params["resize"]["size"] = 32
+    for experiment in params["experiments"].values():
+        experiment["train"].update(
+            crop_size=32, load_size=36, ngf=8, ndf=8, n_epochs=1, n_epochs_decay=1, log_freq=2, sample_freq=4, save_freq=1000
+        )
+    return params
+
+
+def run(cmd: list[str], cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", "COLUMNS": "200"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{cmd} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result
+
+
+def dvc(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return run([str(VENV_BIN / "dvc"), *args], cwd)
+
+
+def ran_stages(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    files = (p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".gitignore")  # .gitignore: git's, not DVC's
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory) -> Path:
+    """The project's files (committed or not, minus ignored ones) in a fresh git repo."""
+    target = tmp_path_factory.mktemp("pipeline") / "repo"
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    params_path = target / "params.yaml"
+    params_path.write_text(yaml.safe_dump(shrink(yaml.safe_load(params_path.read_text())), sort_keys=False))
+    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "test"]):
+        run(cmd, target)
+    return target
+
+
+def test_full_repro_builds_every_output(clone):
+    result = dvc("repro", cwd=clone)
+    stages = ran_stages(result.stdout)
+    assert {f"train@{name}" for name in EXPERIMENTS} <= stages and "report_index" in stages
+    for name in EXPERIMENTS:
+        assert (clone / "models" / name / "generator.pt").is_file()
+        metrics = json.loads((clone / "results" / name / "metrics.json").read_text())
+        assert metrics["count"] > 0 and 0 <= metrics["l1"] <= 1
+        assert (clone / "reports" / name / "index.html").is_file()
+    assert "ciede2000" in json.loads((clone / "results" / "colorization" / "metrics.json").read_text())
+    index = (clone / "reports" / "index.html").read_text()
+    assert all(name in index for name in EXPERIMENTS)
+    assert (clone / "dvc.lock").is_file()
+    assert "up to date" in dvc("status", cwd=clone).stdout
+
+    shown = json.loads(dvc("metrics", "show", "--json", cwd=clone).stdout)
+    assert json.dumps(shown).count("ssim") >= len(EXPERIMENTS)
+    plots = json.loads(dvc("plots", "show", "--json", cwd=clone).stdout)
+    assert any("G_L1" in json.dumps(value) for value in plots["data"].values())
+
+    with sqlite3.connect(clone / "mlflow.db") as db:
+        experiments = {name for (name,) in db.execute("select name from experiments")}
+        assert set(EXPERIMENTS) <= experiments
+        keys = {key for (key,) in db.execute("select distinct key from metrics")}
+        assert {"G_GAN", "G_L1", "D_real", "D_fake", "lr", "eval_l1", "eval_ssim"} <= keys
+
+
+def _edit_params(clone: Path, edit) -> None:
+    path = clone / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    edit(params)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_lr_edit_reruns_that_experiment_only(clone):
+    _edit_params(clone, lambda p: p["experiments"]["facades"]["train"].update(lr=0.0001))
+    status = dvc("status", cwd=clone).stdout
+    assert "train@facades" in status and "train@inpainting" not in status and "download" not in status
+    stages = ran_stages(dvc("repro", cwd=clone).stdout)
+    assert stages == {"train@facades", "evaluate@facades", "report@facades", "report_index"}
+
+
+def test_blank_edit_reruns_blank_and_downstream(clone):
+    _edit_params(clone, lambda p: p["blank"].update(fraction=0.4))
+    stages = ran_stages(dvc("repro", cwd=clone).stdout)
+    assert stages == {
+        "blank_photos", "combine@inpainting", "split@inpainting",
+        "train@inpainting", "evaluate@inpainting", "report@inpainting", "report_index",
+    }  # fmt: skip
+
+
+def test_local_remote_push_then_pull_restores_identical_outputs(clone, tmp_path):
+    outputs = ["data", "models", "results", "reports"]
+    before = {name: tree_digest(clone / name) for name in outputs}
+    dvc("remote", "add", "-d", "local", str(tmp_path / "remote"), cwd=clone)
+    dvc("push", cwd=clone)
+    shutil.rmtree(clone / ".dvc" / "cache")
+    for name in outputs:
+        shutil.rmtree(clone / name)
+    dvc("pull", cwd=clone)
+    assert {name: tree_digest(clone / name) for name in outputs} == before
+    assert "up to date" in dvc("status", cwd=clone).stdout
+
+
+@pytest.mark.parametrize(
+    ("edit", "fragment"),
+    [
+        (lambda p: p["experiments"]["facades"]["train"].update(lrr=1), "experiments.facades.train.lrr: unknown key"),
+        (lambda p: p["experiments"]["facades"]["train"].update(ngf="wide"), "experiments.facades.train.ngf: 'wide' is not valid"),
+        (lambda p: p.update(blanks={}), "blanks: unknown key"),
+    ],
+)
+def test_invalid_params_are_one_line_naming_the_key(tmp_path, edit, fragment):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    edit(params)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    result = run_cli("stages.train", "-i", str(tmp_path), "-o", str(tmp_path / "o"), "--params", str(path), "--section", "experiments.facades.train")
+    assert_user_error(result, fragment)
+
+
+def test_report_index_lists_every_experiment_of_params():
+    """The index stage names experiments explicitly: keep it in step with params.yaml."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    index = pipeline["stages"]["report_index"]
+    plots = {next(iter(entry)) for entry in pipeline["plots"]}
+    for name in params["experiments"]:
+        assert f"{name}=reports/{name}" in index["cmd"] and f"reports/{name}" in index["deps"]
+        assert f"models/{name}/losses.csv" in plots
