@@ -43,7 +43,7 @@ def make_photos(folder: Path, count: int = 3, size: int = 40) -> Path:
 
 def run_cli(*args: str, check: bool = False, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
     """Run ``python -m stages.<stage> ...`` or the ``pix2pix`` entry point in a subprocess."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    env = {**kwargs.pop("env", os.environ), "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
     result = subprocess.run(
         [sys.executable, "-m", *args], cwd=kwargs.pop("cwd", ROOT), env=env, capture_output=True, text=True,
         timeout=timeout, **kwargs,
