@@ -1,0 +1,138 @@
+"""Export a trained generator to ONNX or TorchScript, for use outside this project.
+
+The exported graph takes ``input``: float32 ``(N, C_in, H, W)`` in [-1, 1] (RGB, or L/50 - 1 for
+a colorization model) and returns ``output``: ``(N, C_out, H, W)`` in [-1, 1] (RGB, or ab/110).
+Batch and spatial size are dynamic, but H and W must be multiples of 2^depth (32 for a 32 px
+crop, 256 for unet_256): pad before (reflect padding works well) and crop after, as
+``pix2pix translate`` does. The file's metadata says so, with the direction and channels.
+
+Evaluation forms (``eval_mode``):
+
+- ``eval``: batch norm with the running statistics gathered in training, no dropout. Each
+  image's output is independent of the rest of the batch. The usual deployment form.
+- ``train``: batch norm normalises with the statistics of the batch being translated, as at
+  the paper's test time; dropout is left out so that the exported model is deterministic.
+  Outputs then depend on what else is in the batch; translate one image per call to match the paper.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import checkpoint as ckpt
+from .data import Task
+from .errors import UserError
+from .files import atomic_write_bytes
+
+FORMATS = ("onnx", "torchscript")
+EXPORT_MODES = ("eval", "train")
+ONNX_OPSET = 17
+TORCHSCRIPT_METADATA = "pix2pix.json"
+NORMALISATION = {
+    "eval": "batch norm uses the running statistics from training; no dropout",
+    "train": "batch norm uses the statistics of each input batch (the paper's test time); no dropout",
+}
+
+
+class BatchStatisticsNorm(nn.Module):
+    """Batch norm that always uses the current batch's statistics, written as plain tensor ops.
+
+    Equivalent to a ``BatchNorm2d`` in training mode minus the running-statistics update, so
+    it traces and exports the same way in any module mode.
+    """
+
+    def __init__(self, norm: nn.BatchNorm2d):
+        super().__init__()
+        self.eps = norm.eps
+        self.weight = nn.Parameter(norm.weight.detach().clone().view(1, -1, 1, 1))
+        self.bias = nn.Parameter(norm.bias.detach().clone().view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=(0, 2, 3), keepdim=True)
+        variance = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+        return (x - mean) * torch.rsqrt(variance + self.eps) * self.weight + self.bias
+
+
+def evaluation_form(generator: nn.Module, mode: str) -> nn.Module:
+    """A CPU copy of the generator in the chosen evaluation form, ready to trace."""
+    if mode not in EXPORT_MODES:
+        raise UserError(f"export mode {mode!r}: expected eval or train")
+    model = copy.deepcopy(generator).cpu().eval()
+    if mode == "train":
+        for parent in list(model.modules()):
+            for name, child in parent.named_children():
+                if isinstance(child, nn.BatchNorm2d):
+                    setattr(parent, name, BatchStatisticsNorm(child))
+    return model.requires_grad_(False)
+
+
+def export_metadata(config: dict, generator: nn.Module, mode: str) -> dict[str, str]:
+    """What a user of the exported file needs to know, as string pairs (ONNX ``metadata_props``)."""
+    task = Task(config["direction"], config["lab_colorization"])
+    in_channels, out_channels = task.channels
+    if task.lab_colorization:
+        input_kind, output_kind = ("L/50 - 1", "ab/110") if task.direction == "AtoB" else ("ab/110", "L/50 - 1")
+    else:
+        input_kind = output_kind = "RGB/127.5 - 1"
+    return {
+        "producer": ckpt.FORMAT,
+        "direction": task.direction,
+        "lab_colorization": json.dumps(task.lab_colorization),
+        "input": f"float32 (N, {in_channels}, H, W): {input_kind}",
+        "output": f"float32 (N, {out_channels}, H, W) in [-1, 1]: {output_kind}",
+        "spatial_multiple": str(2**generator.depth),
+        "crop_size": str(config["crop_size"]),
+        "eval_mode": mode,
+        "normalisation": NORMALISATION[mode],
+    }
+
+
+def export_generator(generator: nn.Module, config: dict, path: Path, fmt: str, mode: str = "eval") -> dict[str, str]:
+    """Write the generator to ``path`` (atomically) as ONNX or TorchScript; returns the metadata written."""
+    if fmt not in FORMATS:
+        raise UserError(f"export format {fmt!r}: expected onnx or torchscript")
+    model = evaluation_form(generator, mode)
+    metadata = export_metadata(config, generator, mode)
+    in_channels = Task(config["direction"], config["lab_colorization"]).channels[0]
+    example = torch.zeros(1, in_channels, config["crop_size"], config["crop_size"])
+    data = _onnx_bytes(model, example, metadata) if fmt == "onnx" else _torchscript_bytes(model, example, metadata)
+    atomic_write_bytes(Path(path), data)
+    return metadata
+
+
+def _onnx_bytes(model: nn.Module, example: torch.Tensor, metadata: dict[str, str]) -> bytes:
+    """The TorchScript-based exporter: it works offline (the dynamo one needs onnxscript)."""
+    try:
+        import onnx
+    except ImportError:
+        raise UserError("ONNX export needs the onnx package: pip install onnx (or install with the [dev] extra)") from None
+    buffer = io.BytesIO()
+    dynamic = {0: "batch", 2: "height", 3: "width"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter announces its retirement
+        torch.onnx.export(
+            model, (example,), buffer, dynamo=False, opset_version=ONNX_OPSET, input_names=["input"],
+            output_names=["output"], dynamic_axes={"input": dynamic, "output": dynamic},
+        )  # fmt: skip
+    proto = onnx.load_from_string(buffer.getvalue())
+    proto.doc_string = f"pix2pix generator ({metadata['normalisation']}); H and W must be multiples of {metadata['spatial_multiple']}"
+    for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=value)
+    return proto.SerializeToString()
+
+
+def _torchscript_bytes(model: nn.Module, example: torch.Tensor, metadata: dict[str, str]) -> bytes:
+    """Traced: the U-Net has no data-dependent control flow, so the trace serves any batch and size."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is in maintenance mode, still loadable
+        traced = torch.jit.trace(model, example)
+        torch.jit.save(traced, buffer, _extra_files={TORCHSCRIPT_METADATA: json.dumps(metadata, indent=2)})
+    return buffer.getvalue()

@@ -1,0 +1,289 @@
+"""The demo server: its HTTP API, its page in headless Chromium, and a clean stop on signals."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT, make_pairs
+from pix2pix.config import TrainConfig
+from pix2pix.images import list_images
+from pix2pix.training import train
+from test_report import chromium  # noqa: F401 (the fixture: finds or installs headless Chromium)
+from test_translate import TINY_CONFIG
+
+MAX_BYTES, MAX_PIXELS = 150_000, 100_000
+
+
+def start_server(run: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    """``python -m stages.serve`` on a free port; returns the process and the URL it prints."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stages.serve", "--checkpoint", str(run), "--port", "0", *args],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    ready, _, _ = select.select([process.stdout], [], [], 120)
+    line = process.stdout.readline() if ready else ""
+    match = re.search(r"http://127\.0\.0\.1:\d+/", line)
+    if not match:
+        process.kill()
+        raise AssertionError(f"server did not start: {line!r} {process.stderr.read()}")
+    return process, match.group(0)
+
+
+def stop_server(process: subprocess.Popen, signum: int) -> str:
+    """Send the signal; the server must exit 0 promptly and say so."""
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, (process.returncode, stderr)
+    assert "Traceback" not in stderr, stderr
+    return stdout
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serve")
+    train(TrainConfig(**TINY_CONFIG), list_images(make_pairs(root / "pairs", count=2)), root / "run")
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def server(run):
+    process, url = start_server(run, "--max_bytes", str(MAX_BYTES), "--max_pixels", str(MAX_PIXELS), "--eval_mode", "eval")
+    yield url
+    assert "stopped" in stop_server(process, signal.SIGTERM)
+
+
+def png(height: int, width: int, seed: int = 0, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def post(url: str, body: bytes, content_type: str = "image/png") -> tuple[int, str, bytes]:
+    request = urllib.request.Request(url + "translate", data=body, method="POST", headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.headers["Content-Type"], response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers["Content-Type"], error.read()
+
+
+def test_page_is_self_contained(server):
+    with urllib.request.urlopen(server, timeout=30) as response:
+        page = response.read().decode()
+        policy = response.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy and "connect-src 'self'" in policy
+    assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", page), "nothing may load from elsewhere"
+    config = json.loads(re.search(r'<script type="application/json" id="config">(.*?)</script>', page, re.S).group(1))
+    assert config["max_bytes"] == MAX_BYTES and config["drawing"] and config["crop_size"] == 32
+
+
+def test_image_in_png_out(server):
+    status, content_type, body = post(server, png(40, 60))
+    assert (status, content_type) == (200, "image/png")
+    output = Image.open(io.BytesIO(body))
+    assert output.format == "PNG" and output.size == (60, 40) and output.mode == "RGB"
+    assert post(server, png(40, 60, fmt="JPEG"), "image/jpeg")[0] == 200
+
+
+def encoded(image: Image.Image, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("make_body", "status", "fragment"),
+    [
+        (lambda: b"hello, this is text", 400, "not an image"),
+        (lambda: b"", 400, "empty upload"),
+        (lambda: png(64, 64)[:2000], 400, "truncated"),
+        (lambda: png(250, 250, 1), 413, f"the limit is {MAX_BYTES:,} bytes"),  # ~190 kB of noise
+        (lambda: encoded(Image.new("RGB", (400, 400)), "PNG"), 413, f"160,000 pixels, the limit is {MAX_PIXELS:,}"),  # a tiny file
+        (lambda: encoded(Image.new("RGB", (16, 16)), "ICO"), 415, "ICO images are not accepted"),
+    ],
+    ids=["text", "empty", "truncated", "too many bytes", "too many pixels", "other type"],
+)
+def test_rejected_uploads_get_a_status_and_a_message(server, make_body, status, fragment):
+    got, content_type, answer = post(server, make_body(), "text/plain")
+    assert (got, content_type) == (status, "application/json")
+    assert fragment in json.loads(answer)["error"]
+
+
+def test_unknown_paths_are_404(server):
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(server + "etc/passwd", timeout=30)
+    assert error.value.code == 404
+
+
+def test_sigint_stops_the_server_cleanly(run):
+    process, url = start_server(run)
+    assert post(url, png(32, 32))[0] == 200
+    assert "stopped" in stop_server(process, signal.SIGINT)
+    parts = urlsplit(url)
+    with pytest.raises(OSError):
+        socket.create_connection((parts.hostname, parts.port), timeout=2)  # the port is closed
+
+
+class DevTools:
+    """Just enough of the Chrome DevTools protocol: JSON over a WebSocket (RFC 6455) on a plain socket."""
+
+    def __init__(self, url: str):
+        parts = urlsplit(url)
+        self.socket = socket.create_connection((parts.hostname, parts.port), timeout=60)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.socket.sendall(
+            f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        self.buffer = b""
+        head = self._read_until(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), head
+        self.last_id = 0
+
+    def _fill(self) -> None:
+        chunk = self.socket.recv(65536)
+        if not chunk:
+            raise ConnectionError("DevTools closed the connection")
+        self.buffer += chunk
+
+    def _read_until(self, marker: bytes) -> bytes:
+        while marker not in self.buffer:
+            self._fill()
+        head, self.buffer = self.buffer.split(marker, 1)
+        return head
+
+    def _read(self, count: int) -> bytes:
+        while len(self.buffer) < count:
+            self._fill()
+        data, self.buffer = self.buffer[:count], self.buffer[count:]
+        return data
+
+    def _message(self) -> dict:
+        """One text message (frames from the browser are never masked; fragments are joined)."""
+        payload = b""
+        while True:
+            first, second = self._read(2)
+            length = second & 0x7F
+            if length == 126:
+                (length,) = struct.unpack(">H", self._read(2))
+            elif length == 127:
+                (length,) = struct.unpack(">Q", self._read(8))
+            data = self._read(length)
+            if first & 0x0F == 0x8:
+                raise ConnectionError("DevTools closed the WebSocket")
+            if first & 0x0F in (0x0, 0x1):
+                payload += data
+                if first & 0x80:
+                    return json.loads(payload)
+
+    def call(self, method: str, **params) -> dict:
+        self.last_id += 1
+        data = json.dumps({"id": self.last_id, "method": method, "params": params}).encode()
+        mask = os.urandom(4)
+        size = len(data)
+        header = bytes([0x81, 0x80 | size]) if size < 126 else bytes([0x81, 0x80 | 126]) + struct.pack(">H", size)
+        self.socket.sendall(header + mask + bytes(byte ^ mask[i % 4] for i, byte in enumerate(data)))
+        while True:
+            message = self._message()  # events in between are skipped
+            if message.get("id") == self.last_id:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                return message["result"]
+
+    def evaluate(self, expression: str):
+        return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+
+    def wait_for(self, expression: str, timeout: float = 60):
+        """Poll until the expression is truthy; returns its value."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = self.evaluate(expression)
+            if value:
+                return value
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {expression}")
+
+
+@pytest.fixture
+def browser(chromium, tmp_path):  # noqa: F811 (the imported fixture)
+    """Headless Chromium with DevTools on a free port (it writes the port into its profile folder)."""
+    profile = tmp_path / "profile"
+    command = [
+        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
+        "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1", "about:blank",
+    ]  # fmt: skip
+    with open(tmp_path / "chromium.log", "w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=log)
+    try:
+        port_file, deadline = profile / "DevToolsActivePort", time.monotonic() + 60
+        while not (port_file.is_file() and port_file.read_text().strip()):
+            assert time.monotonic() < deadline and process.poll() is None, (tmp_path / "chromium.log").read_text()
+            time.sleep(0.1)
+        port = int(port_file.read_text().split()[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30) as response:
+            page = next(target for target in json.load(response) if target["type"] == "page")
+        yield DevTools(page["webSocketDebuggerUrl"])
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def upload(devtools: DevTools, path: Path) -> tuple[str, str]:
+    """Choose ``path`` in the page's file input, as a user would; returns (state, message) once settled."""
+    devtools.evaluate("document.body.dataset.state = 'ready'")
+    root = devtools.call("DOM.getDocument")["root"]["nodeId"]
+    node = devtools.call("DOM.querySelector", nodeId=root, selector="#file")["nodeId"]
+    devtools.call("DOM.setFileInputFiles", files=[str(path)], nodeId=node)
+    return settle(devtools)
+
+
+def settle(devtools: DevTools) -> tuple[str, str]:
+    state = devtools.wait_for("['done', 'error'].includes(document.body.dataset.state) && document.body.dataset.state")
+    return state, devtools.evaluate("document.getElementById('message').textContent")
+
+
+def test_page_in_headless_chromium(server, browser, tmp_path):
+    browser.call("Page.navigate", url=server)
+    browser.wait_for("document.readyState === 'complete' && document.body.dataset.state === 'ready'")
+    (tmp_path / "photo.png").write_bytes(png(48, 72))
+    state, message = upload(browser, tmp_path / "photo.png")
+    assert state == "done", message
+    assert browser.evaluate("[document.getElementById('output-image').naturalWidth, document.getElementById('output-image').naturalHeight]") == [72, 48]
+    assert browser.evaluate("document.getElementById('input-image').naturalWidth") == 72
+
+    (tmp_path / "fake.png").write_text("this is not a picture")  # looks like a PNG to the browser, not to the server
+    state, message = upload(browser, tmp_path / "fake.png")
+    assert state == "error" and message.startswith("fake.png: not an image"), message
+    assert not browser.evaluate("document.getElementById('output-image').getAttribute('src')")
+
+    (tmp_path / "notes.txt").write_text("hello")
+    state, message = upload(browser, tmp_path / "notes.txt")
+    assert (state, message) == ("error", "notes.txt is not an image (text/plain): choose a PNG, JPEG, WebP, BMP, GIF or TIFF file.")
+
+    (tmp_path / "big.png").write_bytes(png(250, 250, 1))
+    state, message = upload(browser, tmp_path / "big.png")
+    assert state == "error" and "the limit is 150 kB" in message, message
+
+    browser.evaluate("document.body.dataset.state = 'ready'; document.getElementById('translate-drawing').click()")
+    state, message = settle(browser)
+    assert state == "done" and message.startswith("drawing: 256×256"), message
