@@ -21,7 +21,7 @@ run: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 bench: install
-	$(BIN)/python benchmarks/train_step.py
+	$(BIN)/python benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,521 @@
+"""The benchmark suite: training step, inference, evaluate stage, data preparation, CLI start-up, memory.
+
+Each item runs in its own child process (``run.py --item NAME``), so its peak RSS is its own and
+one item's allocations cannot slow the next. Times are medians after warm-up. With
+``--reference DIR`` (an extracted pytorch-CycleGAN-and-pix2pix), the reference's networks and
+optimisation step are timed in the same child, ours and theirs taking turns call by call, and
+the ratios (reference seconds / ours, > 1 means ours is faster) are reported. Nothing is
+asserted: the numbers are for people, and only numbers from one run compare well.
+
+    python benchmarks/run.py [--quick] [--json] [--items train_step,infer,...] [--reference DIR]
+
+Linux only (reads /proc). See benchmarks/README.md for what every key means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import functools
+import itertools
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+import prep
+from pix2pix import checkpoint as ckpt
+from pix2pix import imageops
+from pix2pix.config import TrainConfig
+from pix2pix.data import Task, TrainingSet, load_eval_pair
+from pix2pix.evaluation import evaluate
+from pix2pix.images import list_images
+from pix2pix.metrics import image_metrics
+from pix2pix.models import init_weights
+from pix2pix.synthetic import facade_pair
+from pix2pix.training import Pix2Pix, build_generator, generator_from_checkpoint
+from reference import Reference
+
+REPO = Path(__file__).resolve().parent.parent
+CPU = torch.device("cpu")
+TRAIN_SIZES = (64, 128, 256)
+INFER_SIZE, INFER_BATCHES = 256, (1, 8)
+DATA_COUNTS = (100, 10_000)
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """How much work each measurement gets."""
+
+    warmup: int
+    train_steps: dict[int, int]
+    infer_repeats: int
+    eval_images: int
+    eval_runs: int
+    prep_images: int
+    prep_runs: int
+    help_runs: int
+    quality_seconds: float
+
+
+FULL = Plan(2, {64: 20, 128: 10, 256: 6}, 8, 64, 3, 1000, 3, 5, 60.0)
+QUICK = Plan(1, dict.fromkeys(TRAIN_SIZES, 2), 2, 4, 1, 20, 1, 2, 5.0)
+
+
+# --- measuring -----------------------------------------------------------------------------------
+
+
+def alternating_medians(
+    functions: dict[str, Callable[[], object]], repeats: int, warmup: int, before: Callable[[], None] | None = None
+) -> dict[str, float]:
+    """Median seconds per call of each function, the functions taking turns call by call.
+
+    Taking turns (and swapping who goes first every round) exposes both sides to the same
+    machine state, so their ratio holds on a shared VM where separate runs drift 15-25 %.
+    ``before`` runs untimed ahead of every call (to clear outputs).
+    """
+    names = list(functions)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_index in range(warmup + repeats):
+        for name in names if round_index % 2 == 0 else names[::-1]:
+            if before:
+                before()
+            start = time.perf_counter()
+            functions[name]()
+            elapsed = time.perf_counter() - start
+            if round_index >= warmup:
+                times[name].append(elapsed)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+@dataclasses.dataclass
+class Finished:
+    seconds: float
+    rss_mb: float
+    cpu_s: float
+
+
+# Spawns the command from a small interpreter and reports its wall time and rusage. A child
+# spawned straight from this (torch-sized) process would count our RSS as its own: Linux
+# keeps the pre-exec high-water mark in ru_maxrss. The launcher's own ~10 MB is the floor.
+LAUNCHER = """
+import json, os, sys, time
+start = time.perf_counter()
+pid = os.posix_spawnp(sys.argv[2], sys.argv[2:], os.environ)
+_, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - start
+with open(sys.argv[1], "w") as report:
+    json.dump([seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime], report)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def run_process(command: list[str], quiet: bool = True) -> Finished:
+    """Run a command to the end; its wall seconds, and peak RSS and CPU time of it and the children it reaped."""
+    with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "log", "w+b") as log:
+        report = Path(tmp) / "report.json"
+        # not quiet: the child's stdout joins our stderr, keeping our stdout for the JSON
+        output = {"stdout": log, "stderr": subprocess.STDOUT} if quiet else {"stdout": sys.stderr}
+        code = subprocess.run([sys.executable, "-c", LAUNCHER, str(report), *command], cwd=REPO, **output).returncode
+        if code:
+            log.seek(0)
+            tail = log.read().decode(errors="replace")[-3000:]
+            raise RuntimeError(f"{' '.join(command)} failed with exit code {code}\n{tail}")
+        return Finished(*json.loads(report.read_text()))
+
+
+def stage(name: str, *options: object) -> list[str]:
+    return [sys.executable, "-m", f"stages.{name}", *map(str, options)]
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all processes have used since boot (user, nice, system, irq, softirq)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    user, nice, system, _idle, _iowait, irq, softirq = fields
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def ratio(reference_s: float, ours_s: float) -> float:
+    return round(reference_s / ours_s, 3)
+
+
+# --- items (each runs in its own child process) -----------------------------------------------------
+
+
+def item_train_step(size: int, plan: Plan, ref: Reference | None, tmp: Path) -> dict:
+    """Seconds per training step, batch 1, synthetic inputs (data loading excluded)."""
+    inputs, targets = torch.rand(2, 1, 3, size, size) * 2 - 1
+    torch.manual_seed(0)
+    ours = Pix2Pix(TrainConfig(crop_size=size, load_size=size, device="cpu"), CPU)
+    functions = {"ours": lambda: ours.train_step(inputs, targets)}
+    if ref:
+        torch.manual_seed(0)
+        theirs = ref.training_model(size)
+        functions["reference"] = lambda: ref.train_step(theirs, inputs, targets)
+    seconds = alternating_medians(functions, plan.train_steps[size], plan.warmup)
+    result = {"train_step_s": {str(size): seconds["ours"]}}
+    if ref:
+        result["reference"] = {"train_step_s": {str(size): seconds["reference"]}}
+        result["ratio_train_step"] = {str(size): ratio(seconds["reference"], seconds["ours"])}
+    return result
+
+
+def item_infer(plan: Plan, ref: Reference | None, tmp: Path) -> dict:
+    """Generator images/s in eval mode: ours under inference_mode, the reference's as test.py --eval (no_grad)."""
+    torch.manual_seed(0)
+    ours = build_generator(TrainConfig(crop_size=INFER_SIZE, load_size=INFER_SIZE).architecture())
+    init_weights(ours)
+    ours.eval()
+    theirs = ref.generator(INFER_SIZE).eval() if ref else None
+    result: dict = {}
+    for batch_size in INFER_BATCHES:
+        batch = torch.rand(batch_size, 3, INFER_SIZE, INFER_SIZE) * 2 - 1
+        functions = {"ours": lambda: _inference(ours, batch, torch.inference_mode)}
+        if theirs:
+            functions["reference"] = lambda: _inference(theirs, batch, torch.no_grad)
+        seconds = alternating_medians(functions, plan.infer_repeats, plan.warmup)
+        key = f"b{batch_size}"
+        _merge(result, {"infer_img_s": {str(INFER_SIZE): {key: batch_size / seconds["ours"]}}})
+        if theirs:
+            _merge(result, {
+                "reference": {"infer_img_s": {str(INFER_SIZE): {key: batch_size / seconds["reference"]}}},
+                "ratio_infer": {str(INFER_SIZE): {key: ratio(seconds["reference"], seconds["ours"])}},
+            })  # fmt: skip
+    return result
+
+
+def _inference(generator: torch.nn.Module, batch: torch.Tensor, no_grad_mode) -> None:
+    with no_grad_mode():
+        generator(batch)
+
+
+def item_evaluate(plan: Plan, ref: Reference | None, tmp: Path) -> dict:
+    """The evaluate stage end to end (start-up, checkpoint load, PNG writing, metrics) on 256 px A|B pairs.
+
+    Its peak RSS is the stage's, not this harness's. With a reference, both evaluation loops
+    also run in this process, alternating: ours (``pix2pix.evaluation.evaluate``) and the
+    reference's test.py equivalent, both in their default train mode.
+    """
+    pairs = tmp / "pairs"
+    pairs.mkdir()
+    for index in range(plan.eval_images):
+        labels, photo = facade_pair(0, index, INFER_SIZE)
+        imageops.combine(labels, photo).save(pairs / f"{index:04d}.png")
+    config = TrainConfig(crop_size=INFER_SIZE, load_size=INFER_SIZE, device="cpu")
+    torch.manual_seed(0)
+    model = Pix2Pix(config, CPU)
+    generator_path = tmp / "run" / ckpt.GENERATOR_NAME
+    ckpt.save(
+        {"config": config.model_dump(mode="json"), "architecture": config.architecture(),
+         "generator": model.generator.state_dict(), "step": 0, "epoch": 0},
+        generator_path,
+    )  # fmt: skip
+    del model
+    # the generator.pt file, not its run folder: given a folder, the stage also logs to MLflow
+    command = stage("evaluate", "--input_dir", pairs, "--checkpoint", generator_path, "--output_dir", tmp / "results", "--device", "cpu")
+    runs = [run_process(command) for _ in range(plan.eval_runs)]
+    result = {
+        "evaluate_img_s": plan.eval_images / statistics.median(run.seconds for run in runs),
+        "peak_rss_mb": {"evaluate": max(run.rss_mb for run in runs)},
+    }
+    if ref:
+        paths = list_images(pairs)
+        ours, _ = generator_from_checkpoint(generator_path)
+        theirs = ref.generator(INFER_SIZE)
+        (tmp / "ref").mkdir()
+        loops = {
+            "ours": lambda: evaluate(ours, Task(), paths, tmp / "inprocess"),
+            "reference": lambda: ref.test_images(theirs, paths, tmp / "ref"),
+        }
+        seconds = alternating_medians(loops, plan.eval_runs, 1)
+        result["evaluate_inprocess_img_s"] = len(paths) / seconds["ours"]
+        result["reference"] = {"evaluate_img_s": len(paths) / seconds["reference"]}
+        result["ratio_evaluate"] = ratio(seconds["reference"], seconds["ours"])
+    return result
+
+
+def item_prep(plan: Plan, ref: Reference | None, tmp: Path) -> dict:
+    """The resize and combine stages (default workers) against a plain single-process PIL loop.
+
+    Inputs are 512x512 photo-like JPEGs; resize goes to 256, combine pairs the 512 px originals.
+    The stages are timed as subprocesses (start-up included), the loop in this process.
+    """
+    a_dir, b_dir, out = tmp / "a", tmp / "b", tmp / "out"
+    prep.make_jpegs(a_dir, plan.prep_images, 0)
+    prep.make_jpegs(b_dir, plan.prep_images, 1)
+    cases = {
+        "resize": (stage("resize", "--input_dir", a_dir, "--output_dir", out, "--size", prep.TARGET),
+                   lambda: prep.plain_resize(a_dir, out)),
+        "combine": (stage("combine", "--a_dir", a_dir, "--b_dir", b_dir, "--output_dir", out),
+                    lambda: prep.plain_combine(a_dir, b_dir, out)),
+    }  # fmt: skip
+    result: dict = {"prep_img_s": {}, "prep_baseline_img_s": {}, "prep_ratio": {}}
+    stage_rss = []
+    for name, (command, plain) in cases.items():
+        seconds = alternating_medians(
+            {"stage": lambda: stage_rss.append(run_process(command).rss_mb), "plain": plain},
+            plan.prep_runs, 0, before=lambda: shutil.rmtree(out, ignore_errors=True),
+        )  # fmt: skip
+        result["prep_img_s"][name] = plan.prep_images / seconds["stage"]
+        result["prep_baseline_img_s"][name] = plan.prep_images / seconds["plain"]
+        result["prep_ratio"][name] = ratio(seconds["plain"], seconds["stage"])
+    result["peak_rss_mb"] = {"prep": max(stage_rss)}
+    return result
+
+
+def item_help(plan: Plan, ref: Reference | None, tmp: Path) -> dict:
+    """Wall time of ``pix2pix --help`` through the installed console script: what every command pays to start."""
+    command = [str(Path(sys.executable).parent / "pix2pix"), "--help"]
+    runs = [run_process(command) for _ in range(1 + plan.help_runs)][1:]  # the first warms the file cache
+    return {"help_s": statistics.median(run.seconds for run in runs), "peak_rss_mb": {"help": max(run.rss_mb for run in runs)}}
+
+
+def item_data_rss(count: int, plan: Plan, ref: Reference | None, tmp: Path) -> dict:
+    """RSS growth of building the training set's uint8 cache over ``count`` 64 px A|B pairs.
+
+    100 distinct pairs are drawn; more files are hard links to them (decoding cost and the
+    cache do not depend on the content).
+    """
+    folder = tmp / "pairs"
+    folder.mkdir()
+    distinct = min(count, 100)
+    for index in range(distinct):
+        labels, photo = facade_pair(0, index, 64)
+        imageops.combine(labels, photo).save(folder / f"{index:05d}.png")
+    for index in range(distinct, count):
+        os.link(folder / f"{index % distinct:05d}.png", folder / f"{index:05d}.png")
+    paths = list_images(folder)
+    before = rss_mb()
+    dataset = TrainingSet(paths, Task(), load_size=64, crop_size=64)
+    growth = rss_mb() - before
+    cache_mb = (dataset.sources.nbytes + dataset.targets.nbytes) / 2**20
+    return {"data_rss_mb": {str(count): round(growth, 1)}, "data_cache_mb": {str(count): round(cache_mb, 1)}}
+
+
+def item_quality(plan: Plan, ref: Reference | None, tmp: Path) -> dict:
+    """Validation L1 of ours and the reference (required) after the same training seconds on 64 px synthetic facades.
+
+    Both see the same batches (our loader: resize to 72, random 64 crop, flip; labels -> photo),
+    take turns step by step until each has spent the budget, and are scored the same way
+    (test-time train mode, seed 0, L1 on 8-bit RGB in [0, 1]).
+    """
+    run_process(stage("download", "synthetic-facades", "--count", 100, "--size", 64, "--output_dir", tmp / "raw"))
+    facades = tmp / "raw" / "synthetic-facades"
+    run_process(stage("combine", "--a_dir", facades / "photos", "--b_dir", facades / "labels", "--output_dir", tmp / "pairs"))
+    run_process(stage("split", "--input_dir", tmp / "pairs", "--output_dir", tmp / "split"))
+    config = TrainConfig(direction="BtoA", load_size=72, crop_size=64, device="cpu")
+    dataset = TrainingSet(list_images(tmp / "split" / "train"), config.task, config.load_size, config.crop_size)
+    val_paths = list_images(tmp / "split" / "val")
+    torch.manual_seed(0)
+    ours = Pix2Pix(config, CPU)
+    torch.manual_seed(0)
+    theirs = ref.training_model(64)
+    streams = {"ours": _batches(dataset, config.seed), "reference": _batches(dataset, config.seed)}
+    steps = {
+        "ours": lambda: ours.train_step(*next(streams["ours"])),
+        "reference": lambda: ref.train_step(theirs, *next(streams["reference"])),
+    }
+    spent, done = dict.fromkeys(steps, 0.0), dict.fromkeys(steps, 0)
+    while min(spent.values()) < plan.quality_seconds:
+        for name, step in steps.items():
+            if spent[name] < plan.quality_seconds:
+                start = time.perf_counter()
+                step()
+                spent[name] += time.perf_counter() - start
+                done[name] += 1
+    generators = {"ours": ours.generator, "reference": theirs.netG}
+    return {"quality": {
+        "seconds": plan.quality_seconds, "train_images": len(dataset), "val_images": len(val_paths),
+        **{name: {"steps": done[name], "val_l1": _val_l1(generators[name], config.task, val_paths)} for name in steps},
+    }}  # fmt: skip
+
+
+def _batches(dataset: TrainingSet, seed: int):
+    for epoch in itertools.count():
+        epoch_plan = dataset.epoch_plan(seed, epoch)
+        for index in range(len(dataset)):
+            yield dataset.batch(epoch_plan, index, 1)
+
+
+def _val_l1(generator: torch.nn.Module, task: Task, paths: list[Path]) -> float:
+    generator.train()  # the test-time default of test.py and of our evaluate stage
+    torch.manual_seed(0)
+    scores = []
+    with torch.no_grad():
+        for path in paths:
+            network_input, _, target_rgb = load_eval_pair(path, task)
+            _, output_rgb = task.to_rgb(network_input, generator(network_input.unsqueeze(0))[0])
+            scores.append(image_metrics(output_rgb, target_rgb)["l1"])
+    return round(float(np.mean(scores)), 5)
+
+
+ITEMS: dict[str, Callable[[Plan, Reference | None, Path], dict]] = {
+    **{f"train_step_{size}": functools.partial(item_train_step, size) for size in TRAIN_SIZES},
+    "infer": item_infer,
+    "evaluate": item_evaluate,
+    "prep": item_prep,
+    "help": item_help,
+    **{f"data_rss_{count}": functools.partial(item_data_rss, count) for count in DATA_COUNTS},
+    "quality": item_quality,
+}
+GROUPS = {"train_step": [f"train_step_{s}" for s in TRAIN_SIZES], "data_rss": [f"data_rss_{c}" for c in DATA_COUNTS]}
+DEFAULT_ITEMS = [name for name in ITEMS if name != "quality"]
+
+
+# --- driver --------------------------------------------------------------------------------------
+
+
+def run_item(name: str, args: argparse.Namespace) -> dict:
+    """One item in a child process; adds its peak RSS (unless it measured its own) and the foreign load."""
+    with tempfile.TemporaryDirectory(prefix="pix2pix-bench-") as tmp:
+        result_path = Path(tmp) / "result.json"
+        command = [sys.executable, __file__, "--item", name, "--result", str(result_path)]
+        if args.quick:
+            command.append("--quick")
+        if args.quality_seconds is not None:
+            command += ["--quality-seconds", str(args.quality_seconds)]
+        if args.reference is not None:
+            command += ["--reference", str(args.reference)]
+        busy = machine_busy_s()
+        finished = run_process(command, quiet=False)
+        other_s = machine_busy_s() - busy - finished.cpu_s
+        result = json.loads(result_path.read_text())
+    result.setdefault("peak_rss_mb", {}).setdefault(name, finished.rss_mb)
+    result["peak_rss_mb"][name] = round(result["peak_rss_mb"][name], 1)
+    result["foreign_load"] = {name: round(max(0.0, other_s) / (finished.seconds * os.cpu_count()), 3)}
+    result["item_s"] = {name: round(finished.seconds, 1)}
+    return result
+
+
+def _merge(into: dict, update: dict) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def machine() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.machine()
+
+
+def _get(node, *path: str):
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def describe(summary: dict) -> list[tuple[str, str]]:
+    """(item, result) rows for the table, from the JSON summary."""
+    ref, rows = summary.get("reference", {}), []
+
+    def versus(ours: str, key: str, ratio_key: str, *path: str) -> str:
+        theirs, speedup = _get(ref, key, *path), _get(summary, ratio_key, *path)
+        return ours if theirs is None else f"{ours}  (reference {theirs:.3g}: ours {speedup:.2f}x as fast)"
+
+    for size, seconds in summary.get("train_step_s", {}).items():
+        rows.append((f"train_step_{size}", versus(f"{seconds:.3f} s/step", "train_step_s", "ratio_train_step", size)))
+    for size, batches in summary.get("infer_img_s", {}).items():
+        for batch, rate in batches.items():
+            rows.append((f"infer {size} {batch}", versus(f"{rate:.2f} img/s", "infer_img_s", "ratio_infer", size, batch)))
+    if "evaluate_img_s" in summary:
+        rows.append(("evaluate", f"{summary['evaluate_img_s']:.2f} img/s (stage, end to end)"))
+    if "evaluate_inprocess_img_s" in summary:
+        rows.append(("evaluate in-process", versus(f"{summary['evaluate_inprocess_img_s']:.2f} img/s", "evaluate_img_s", "ratio_evaluate")))
+    for name, rate in summary.get("prep_img_s", {}).items():
+        plain = summary["prep_baseline_img_s"][name]
+        rows.append((f"prep {name}", f"{rate:.1f} img/s (plain PIL loop {plain:.1f}, stage {summary['prep_ratio'][name]:.2f}x)"))
+    if "help_s" in summary:
+        rows.append(("help", f"{summary['help_s']:.2f} s"))
+    for count, growth in summary.get("data_rss_mb", {}).items():
+        rows.append((f"data_rss_{count}", f"+{growth:.1f} MB RSS (uint8 cache {summary['data_cache_mb'][count]:.1f} MB)"))
+    if "quality" in summary:
+        quality = summary["quality"]
+        rows.append(("quality", "  ".join(
+            f"{name} val L1 {quality[name]['val_l1']:.4f} ({quality[name]['steps']} steps)" for name in ("ours", "reference")
+        ) + f"  in {quality['seconds']:.0f} s each"))  # fmt: skip
+    return rows
+
+
+def print_table(summary: dict, file) -> None:
+    meta = summary["meta"]
+    print(f"{meta['date']}  {meta['machine']}, {meta['cpus']} CPUs, torch {meta['torch']}, {meta['threads']} threads"
+          + ("  (quick)" if meta["quick"] else ""), file=file)  # fmt: skip
+    rows = describe(summary)
+    width = max(len(item) for item, _ in rows) if rows else 0
+    for item, text in rows:
+        print(f"{item:<{width}}  {text}", file=file)
+    print("\nitem             peak RSS  foreign load  item wall", file=file)
+    for name, rss in summary["peak_rss_mb"].items():
+        print(f"{name:<16} {rss:>6.0f} MB {summary['foreign_load'][name]:>12.0%} {summary['item_s'][name]:>9.0f} s", file=file)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny counts: a smoke run, not a measurement")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout (the table goes to stderr)")
+    parser.add_argument("--items", default=",".join(DEFAULT_ITEMS),
+                        help=f"comma-separated, from: {', '.join([*ITEMS, *GROUPS])} [default: all but quality]")  # fmt: skip
+    parser.add_argument("--reference", type=Path, help="pytorch-CycleGAN-and-pix2pix checkout to compare with, side by side")
+    parser.add_argument("--quality-seconds", type=float, help="training seconds per side for the quality item [default: 60, quick 5]")
+    parser.add_argument("--item", choices=list(ITEMS), help=argparse.SUPPRESS)  # child mode
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    plan = QUICK if args.quick else FULL
+    if args.quality_seconds is not None:
+        plan = dataclasses.replace(plan, quality_seconds=args.quality_seconds)
+    ref = Reference(args.reference) if args.reference else None
+
+    if args.item:
+        with tempfile.TemporaryDirectory(prefix=f"pix2pix-bench-{args.item}-") as tmp:
+            args.result.write_text(json.dumps(ITEMS[args.item](plan, ref, Path(tmp))))
+        return
+
+    names = []
+    for name in args.items.split(","):
+        if name not in ITEMS and name not in GROUPS:
+            parser.error(f"unknown item {name!r}; choose from {', '.join([*ITEMS, *GROUPS])}")
+        names += GROUPS.get(name, [name])
+    if "quality" in names and ref is None:
+        parser.error("the quality item compares with the reference: give --reference DIR")
+    summary = {"meta": {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(), "cpus": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "python": platform.python_version(), "pillow": Image.__version__, "quick": args.quick,
+        "reference": str(args.reference) if args.reference else None, "plan": dataclasses.asdict(plan),
+        "env": {key: value for key, value in os.environ.items() if key.startswith(("OMP_", "MKL_", "MALLOC_", "LD_PRELOAD"))},
+    }}  # fmt: skip
+    for index, name in enumerate(names, start=1):
+        print(f"[{index}/{len(names)}] {name}", file=sys.stderr, flush=True)
+        _merge(summary, run_item(name, args))
+    if args.json:
+        print_table(summary, sys.stderr)
+        print(json.dumps(summary, indent=2))
+    else:
+        print_table(summary, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
