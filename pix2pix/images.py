@@ -84,5 +84,6 @@ def save_image(array_or_image, path: Path, format: str | None = None) -> None:
     path = Path(path)
     fmt = format or Image.registered_extensions().get(path.suffix.lower(), "PNG")
     buffer = io.BytesIO()
-    image.save(buffer, format=fmt)
+    # zlib level 1: about 2.5x faster than PIL's default for 10-15 % larger photo PNGs
+    image.save(buffer, format=fmt, **({"compress_level": 1} if fmt == "PNG" else {}))
     atomic_write_bytes(path, buffer.getvalue())

@@ -11,7 +11,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from stages.common import fail, progress_bar, stage_app, user_errors
+from stages.common import fail, stage_app, user_errors
+from stages.progress import counting_bar
+from stages.params import ParamsFile, ParamsSection
 
 app = stage_app(__doc__)
 
@@ -25,7 +27,10 @@ def evaluate(
     eval_mode: Annotated[str, typer.Option("--eval-mode", "--eval_mode", help="train: dropout on and batch statistics, as in the paper and the reference's test.py; eval: running statistics, no dropout.")] = "train",
     size: Annotated[Optional[int], typer.Option(help="Resize each half to SIZE x SIZE first (the reference test does 256) [default: native size, any shape].")] = None,
     seed: Annotated[int, typer.Option(help="Seed for test-time dropout.")] = 0,
+    batch_size: Annotated[int, typer.Option("--batch-size", "--batch_size", min=1, help="Images per forward pass in eval mode (same-sized images only); train mode always runs one at a time.")] = 8,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    params_file: ParamsFile = None,
+    section: ParamsSection = None,
 ) -> None:
     """Translate every image in INPUT_DIR and compute L1, PSNR, SSIM (and CIEDE2000 for colorization)."""
     from pix2pix.data import Task
@@ -42,13 +47,15 @@ def evaluate(
     paths = list_images(input_dir)
     generator, config = generator_from_checkpoint(checkpoint, select_device(device))
     task = Task(config["direction"], config["lab_colorization"])
-    with progress_bar() as bar, atomic_directory(output_dir) as staging:
-        counter = bar.add_task("evaluating", total=len(paths))
-        means = evaluate_model(
-            generator, task, paths, staging, eval_mode, size, seed, progress=lambda n: bar.advance(counter, n)
-        )
+    with counting_bar("evaluating", len(paths)) as advance, atomic_directory(output_dir) as staging:
+        means = evaluate_model(generator, task, paths, staging, eval_mode, size, seed, progress=advance, batch_size=batch_size)
     summary = "  ".join(f"{k} {v:.4f}" for k, v in means.items())
     typer.echo(f"{len(paths)} images -> {output_dir}  {summary}")
+    if checkpoint.is_dir():
+        from stages.tracking import log_evaluation
+
+        if log_evaluation(checkpoint, means, output_dir):
+            typer.echo("metrics logged to the training run in MLflow")
 
 
 if __name__ == "__main__":

@@ -68,3 +68,18 @@ def progress_bar(description: str, *, unit: str = "images", transfer: bool = Fal
                 last_refresh = now
 
         yield update
+
+
+@contextlib.contextmanager
+def counting_bar(description: str, total: int, *, unit: str = "images") -> Iterator[Callable[[int], None]]:
+    """Yield ``advance(n)``, the callback the library's loops call with how many items they finished."""
+    with progress_bar(description, unit=unit) as update:
+        done = 0
+
+        def advance(count: int) -> None:
+            nonlocal done
+            done += count
+            update(done, total)
+
+        update(0, total)
+        yield advance

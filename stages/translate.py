@@ -11,7 +11,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from stages.common import fail, progress_bar, stage_app, user_errors
+from stages.common import fail, stage_app, user_errors
+from stages.progress import counting_bar
 
 app = stage_app(__doc__)
 
@@ -50,9 +51,8 @@ def translate(
     translator = Translator.from_checkpoint(
         checkpoint, select_device(device), eval_mode, color_side, max_side=max_side, overlap=overlap, batch_size=batch_size
     )
-    with progress_bar() as bar:
-        counter = bar.add_task("translating", total=len(paths))
-        translate_files(translator, paths, output_dir, seed, progress=lambda n: bar.advance(counter, n))
+    with counting_bar("translating", len(paths)) as advance:
+        translate_files(translator, paths, output_dir, seed, progress=advance)
     typer.echo(f"{len(paths)} images -> {output_dir}")
 
 
