@@ -24,10 +24,11 @@ from .errors import UserError
 from .files import atomic_directory, atomic_write_text, check_output_separate
 
 IMAGE_KINDS = ("inputs", "outputs", "targets")
-# pix2pix.training.LOSS_NAMES, repeated so that reports do not import torch.
-LOSS_NAMES = ("G_GAN", "G_L1", "D_real", "D_fake")
+# The adversarial terms every run logs (pix2pix and cGAN); its other loss columns get a panel of their own.
+ADVERSARIAL = ("G_GAN", "D_real", "D_fake")
+NOT_LOSSES = ("step", "epoch", "lr")
 LOWER_IS_BETTER = {"l1", "ciede2000"}
-HIGHER_IS_BETTER = {"psnr", "ssim"}
+HIGHER_IS_BETTER = {"psnr", "ssim", "conditioning_accuracy", "diversity"}
 ROWS_PER_PAGE = 50
 
 
@@ -89,7 +90,7 @@ def link_or_copy(source: Path, target: Path) -> None:
 
 
 def plot_losses(losses_csv: Path, output_png: Path) -> bool:
-    """Draw the GAN terms and the L1 term against the step (two panels: their scales differ).
+    """Draw the GAN terms and the other terms (L1, ...) against the step (two panels: their scales differ).
 
     Returns False when the file has no rows yet. Noisy curves get a moving average on top.
     """
@@ -99,10 +100,11 @@ def plot_losses(losses_csv: Path, output_png: Path) -> bool:
 
     try:
         table = pd.read_csv(losses_csv)
-        missing = [column for column in ("step", *LOSS_NAMES) if column not in table.columns]
+        missing = [column for column in ("step", *ADVERSARIAL) if column not in table.columns]
         if missing:
             raise UserError(f"{losses_csv}: missing columns {', '.join(missing)}")
-        table = table[["step", *LOSS_NAMES]].apply(pd.to_numeric)
+        others = tuple(column for column in table.columns if column not in (*NOT_LOSSES, *ADVERSARIAL))
+        table = table[["step", *ADVERSARIAL, *others]].apply(pd.to_numeric)
     except pd.errors.EmptyDataError:
         raise UserError(f"{losses_csv}: empty file, expected a header") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
@@ -112,17 +114,19 @@ def plot_losses(losses_csv: Path, output_png: Path) -> bool:
     window = max(1, len(table) // 50)
     figure = Figure(figsize=(9, 5.5), dpi=110, layout="constrained")
     FigureCanvasAgg(figure)
-    gan_axes, l1_axes = figure.subplots(2, 1, sharex=True)
-    for axes, names in ((gan_axes, ("G_GAN", "D_real", "D_fake")), (l1_axes, ("G_L1",))):
+    panels = [(ADVERSARIAL, "adversarial losses"), *([(others, f"{', '.join(others)} (unweighted)")] if others else [])]
+    all_axes = figure.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    for axes, (names, title) in zip(all_axes, panels):
         for name in names:
             (line,) = axes.plot(table["step"], table[name].rolling(window, min_periods=1).mean(), lw=1.6, label=name)
             if window > 1:
                 axes.plot(table["step"], table[name], lw=0.6, alpha=0.25, color=line.get_color())
         axes.legend(loc="best", frameon=False)
         axes.grid(alpha=0.3)
-    gan_axes.set_title("adversarial losses" + (f" (moving average over {window} logs)" if window > 1 else ""))
-    l1_axes.set_title("L1 loss (unweighted)")
-    l1_axes.set_xlabel("step")
+        axes.set_title(title)
+    if window > 1:
+        all_axes[0].set_title(f"{panels[0][1]} (moving average over {window} logs)")
+    all_axes[-1].set_xlabel("step")
     figure.savefig(output_png)
     return True
 
@@ -193,6 +197,35 @@ def build_report(experiment_name: str, eval_dir: Path, run_dir: Path | None, out
             options={key: _option_text(value) for key, value in options.items()},
             data=data,
             image_count=len(table.rows),
+        )
+        (staging / "index.html").write_text(html, encoding="utf-8")
+
+
+def build_cgan_report(experiment_name: str, run_dir: Path, output_dir: Path) -> None:
+    """Write the page of a ``pix2pix cgan train`` run: the 10 x N digit grid, conditioning accuracy, losses.
+
+    ``metrics.json`` in the report keeps the run's headline numbers, so the index can list it.
+    """
+    run_dir, output_dir = Path(run_dir), Path(output_dir)
+    grid = run_dir / "samples" / "final.png"
+    if not grid.is_file():
+        raise UserError(f"{grid}: no final sample grid (run `pix2pix cgan train` to the end first)")
+    check_output_separate(output_dir, [run_dir])
+    metrics = read_json(run_dir / "metrics.json")
+    headline = {key: value for key, value in metrics.items() if isinstance(value, (int, float))}
+    per_digit = metrics.get("per_digit", {})
+    with atomic_directory(output_dir) as staging:
+        link_or_copy(grid, staging / "grid.png")
+        atomic_write_text(staging / "metrics.json", json.dumps(headline, indent=2) + "\n")
+        losses = run_dir / "losses.csv"
+        has_plot = losses.is_file() and plot_losses(losses, staging / "losses.png")
+        html = _render(
+            "cgan",
+            title=experiment_name,
+            run_dir=str(run_dir),
+            headline=headline,
+            per_digit=per_digit,
+            loss_note=None if has_plot else f"No loss curves: {losses} is missing or empty.",
         )
         (staging / "index.html").write_text(html, encoding="utf-8")
 
@@ -453,6 +486,35 @@ TEMPLATES = {
 
 <script type="application/json" id="report-data">{{ data|tojson }}</script>
 <script>{{ script|safe }}</script>
+{% endblock %}
+""",
+    "cgan": """{% extends "base" %}
+{% block content %}
+<h1>{{ title }}</h1>
+<p class="muted">conditional GAN on digits · run <code>{{ run_dir }}</code></p>
+<h2>Conditioning</h2>
+<div class="cards">
+{% for key, value in headline.items() %}
+  <div class="card"><div class="label">{{ key }}</div><div class="value">{{ value|number }}</div></div>
+{% endfor %}
+</div>
+<p class="muted">A classifier trained on real digits labels generated samples; conditioning accuracy is the share it
+labels as the digit that was asked for (chance: 0.1).</p>
+{% if per_digit %}
+<table id="per-digit">
+  <thead><tr><th>digit</th>{% for digit in per_digit %}<th class="num">{{ digit }}</th>{% endfor %}</tr></thead>
+  <tbody><tr><td>accuracy</td>{% for value in per_digit.values() %}<td class="num">{{ value|number }}</td>{% endfor %}</tr></tbody>
+</table>
+{% endif %}
+<h2>Samples</h2>
+<p class="muted">Row k was asked for digit k; each column is another noise vector.</p>
+<img class="plot" id="grid" src="grid.png" alt="generated digits, one row per requested digit">
+<h2>Training losses</h2>
+{% if loss_note %}
+<p class="note" id="no-losses">{{ loss_note }}</p>
+{% else %}
+<img class="plot" id="loss-plot" src="losses.png" alt="generator and discriminator losses against the training step">
+{% endif %}
 {% endblock %}
 """,
     "index": """{% extends "base" %}

@@ -11,9 +11,24 @@ import typer
 
 # (module under stages/, extra names the same command answers to)
 STAGES: list[tuple[str, tuple[str, ...]]] = [
+    ("download", ()),
+    ("resize", ()),
+    ("blank", ()),
+    ("combine", ()),
+    ("grayscale", ()),
+    ("edges", ()),
+    ("split", ()),
     ("train", ()),
     ("evaluate", ("test",)),
+    ("report", ()),
+    ("translate", ()),
+    ("export", ()),
+    ("import_checkpoint", ("import_checkpoint",)),  # the command is import-checkpoint; both spellings work
+    ("serve", ()),
 ]
+
+# modules whose commands stay grouped under one subcommand: `pix2pix cgan train`
+GROUPS: list[str] = ["cgan"]
 
 app = typer.Typer(
     help="pix2pix: image-to-image translation with a conditional GAN, as a reproducible pipeline.",
@@ -29,6 +44,9 @@ for module_name, aliases in STAGES:
         app.registered_commands.append(info)
         for alias in aliases:
             app.command(alias, help=f"Alias of `{info.name or module_name}`.", hidden=False)(info.callback)
+
+for module_name in GROUPS:
+    app.add_typer(importlib.import_module(f"stages.{module_name}").app, name=module_name)
 
 if __name__ == "__main__":
     app()

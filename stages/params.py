@@ -25,6 +25,7 @@ SCHEMA: dict = {
     "blank": "blank",
     "split": {"*": "split"},
     "experiments": {"*": {"dataset": str, "train": "train", "evaluate": "evaluate"}},
+    "cgan": {"*": "cgan train"},
 }
 
 
@@ -46,8 +47,12 @@ def load_yaml(path: Path) -> dict:
 
 
 def command(name: str):
-    """The click command behind ``pix2pix NAME``."""
-    return typer.main.get_command(importlib.import_module(f"stages.{name}").app)
+    """The click command behind ``pix2pix NAME`` (``"cgan train"``: a subcommand of a group)."""
+    module, *subcommands = name.split()
+    cmd = typer.main.get_command(importlib.import_module(f"stages.{module}").app)
+    for subcommand in subcommands:
+        cmd = cmd.commands[subcommand]
+    return cmd
 
 
 def _check_section(path: Path, key: str, values: Any, command_name: str) -> None:
@@ -125,5 +130,5 @@ ParamsFile = Annotated[
 ]
 ParamsSection = Annotated[
     Optional[str],
-    typer.Option("--section", is_eager=True, callback=_remember, help="Dotted key of the section to use [default: the command's name]."),
+    typer.Option("--section", is_eager=True, callback=_remember, help="Dotted key of the section to use \\[default: the command's name]."),
 ]

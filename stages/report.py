@@ -22,6 +22,7 @@ def report(
     name: Annotated[Optional[str], typer.Option(help="Experiment name shown on the page \\[default: the eval folder's name].")] = None,
     index: Annotated[Optional[Path], typer.Option(help="Instead of a report, write this index page comparing the --experiment reports.")] = None,
     experiments: Annotated[Optional[list[str]], typer.Option("--experiment", metavar="NAME=DIR", help="NAME=REPORT_DIR, repeated: the reports the --index page lists.")] = None,
+    cgan_run: Annotated[Optional[Path], typer.Option("--cgan-run", "--cgan_run", help="Instead of an evaluation, report this `pix2pix cgan train` run folder (digit grid, conditioning accuracy, losses).")] = None,
 ) -> None:
     """Write the HTML report of one experiment, or with --index a page comparing several.
 
@@ -33,7 +34,7 @@ def report(
 
     writes one page with each experiment's mean metrics side by side, linking to its report.
     """
-    from pix2pix.report import build_index, build_report, read_json
+    from pix2pix.report import build_cgan_report, build_index, build_report, read_json
 
     if index is not None:
         if any(value is not None for value in (eval_dir, output_dir, run_dir, name)):
@@ -52,6 +53,12 @@ def report(
         return
     if experiments:
         raise fail("--experiment is only used with --index")
+    if cgan_run is not None:
+        if eval_dir is not None or run_dir is not None or output_dir is None:
+            raise fail("--cgan-run takes --output-dir (and --name) only")
+        build_cgan_report(name or cgan_run.resolve().name, cgan_run, output_dir)
+        typer.echo(f"report -> {output_dir / 'index.html'}")
+        return
     if eval_dir is None or output_dir is None:
         raise fail("--eval-dir and --output-dir are required (or --index with --experiment)")
     build_report(name or eval_dir.resolve().name, eval_dir, run_dir, output_dir)

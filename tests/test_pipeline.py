@@ -22,6 +22,7 @@ import yaml
 from conftest import ROOT, assert_user_error, run_cli
 
 EXPERIMENTS = ("facades", "inpainting", "colorization")
+CGAN = "digits-cgan"
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -34,6 +35,7 @@ def shrink(params: dict) -> dict:
         experiment["train"].update(
             crop_size=32, load_size=36, ngf=8, ndf=8, n_epochs=1, n_epochs_decay=1, log_freq=2, sample_freq=4, save_freq=1000
         )
+    params["cgan"][CGAN].update(epochs=1, eval_per_digit=10)
     return params
 
 
@@ -87,8 +89,10 @@ def test_full_repro_builds_every_output(clone):
         assert metrics["count"] > 0 and 0 <= metrics["l1"] <= 1
         assert (clone / "reports" / name / "index.html").is_file()
     assert "ciede2000" in json.loads((clone / "results" / "colorization" / "metrics.json").read_text())
+    assert f"cgan@{CGAN}" in stages and (clone / "reports" / CGAN / "grid.png").is_file()
+    assert "conditioning_accuracy" in json.loads((clone / "models" / CGAN / "metrics.json").read_text())
     index = (clone / "reports" / "index.html").read_text()
-    assert all(name in index for name in EXPERIMENTS)
+    assert all(name in index for name in (*EXPERIMENTS, CGAN))
     assert (clone / "dvc.lock").is_file()
     assert "up to date" in dvc("status", cwd=clone).stdout
 
@@ -164,6 +168,6 @@ def test_report_index_lists_every_experiment_of_params():
     pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())
     index = pipeline["stages"]["report_index"]
     plots = {next(iter(entry)) for entry in pipeline["plots"]}
-    for name in params["experiments"]:
+    for name in [*params["experiments"], *params["cgan"]]:
         assert f"{name}=reports/{name}" in index["cmd"] and f"reports/{name}" in index["deps"]
         assert f"models/{name}/losses.csv" in plots

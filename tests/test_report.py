@@ -141,7 +141,7 @@ def drop_image(eval_dir: Path) -> str:
 
 def drop_losses_column(eval_dir: Path) -> str:
     (eval_dir.parent / "run" / "losses.csv").write_text("step,G_GAN\n1,0.5\n")
-    return "losses.csv: missing columns G_L1, D_real, D_fake"
+    return "losses.csv: missing columns D_real, D_fake"
 
 
 @pytest.mark.parametrize(
@@ -222,3 +222,19 @@ def test_report_in_headless_chromium(tmp_path, chromium):
     browse(chromium, tmp_path / "profile", url, "--window-size=1280,1600", f"--screenshot={tmp_path / 'shot.png'}")
     low, high = Image.open(tmp_path / "shot.png").convert("L").getextrema()
     assert high - low > 100  # text, plot and images drawn, not a blank page
+
+
+def test_cgan_run_report_shows_grid_accuracy_and_losses(tmp_path):
+    run = tmp_path / "digits"
+    (run / "samples").mkdir(parents=True)
+    Image.new("RGB", (320, 320), "white").save(run / "samples" / "final.png")
+    metrics = {"conditioning_accuracy": 0.93, "diversity": 0.8, "per_digit": {str(d): 0.9 for d in range(10)}}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    (run / "losses.csv").write_text("step,epoch,G_GAN,G_MS,D_real,D_fake,lr\n10,1,1.5,2.0,0.3,0.4,0.0002\n20,1,1.2,1.8,0.4,0.5,0.0002\n")
+    out = tmp_path / "report"
+    result = run_cli("stages.report", "--cgan-run", str(run), "--output-dir", str(out), "--name", "digits-cgan")
+    assert result.returncode == 0, result.stderr
+    page = (out / "index.html").read_text()
+    assert 'src="grid.png"' in page and 'id="loss-plot"' in page and 'id="per-digit"' in page and "0.9300" in page
+    assert json.loads((out / "metrics.json").read_text()) == {"conditioning_accuracy": 0.93, "diversity": 0.8}
+    assert (out / "grid.png").is_file() and (out / "losses.png").is_file()
