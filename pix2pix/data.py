@@ -135,7 +135,7 @@ class TrainingSet:
     def batch(self, plan: EpochPlan, index: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Batch ``index`` of an epoch: (inputs, targets), each ``(B, C, crop, crop)`` in [-1, 1]."""
         inputs, targets = [], []
-        for position in range(index * batch_size, min((index + 1) * batch_size, len(self))):
+        for position in range(index * batch_size, min((index + 1) * batch_size, len(plan.order))):
             item = int(plan.order[position])
             y, x = (int(v) for v in plan.offsets[position])
             window = (slice(y, y + self.crop_size), slice(x, x + self.crop_size))
@@ -149,11 +149,26 @@ class TrainingSet:
         return torch.stack(inputs), torch.stack(targets)
 
 
+    def fixed_batch(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first ``count`` items, centre-cropped and unflipped: the same samples every time."""
+        count = min(count, len(self))
+        centre = (self.load_size - self.crop_size) // 2
+        plan = EpochPlan(torch.arange(count), torch.full((count, 2), centre), torch.zeros(count, dtype=torch.bool))
+        return self.batch(plan, 0, count)
+
+
 @dataclass
 class EpochPlan:
     order: torch.Tensor
     offsets: torch.Tensor
     flips: torch.Tensor
+
+    def shard(self, rank: int, world_size: int) -> EpochPlan:
+        """One process's share, as torch's DistributedSampler deals it: every ``world_size``-th position
+        from ``rank``, wrapping round to the start so that every process runs the same number of steps."""
+        per_rank = -(-len(self.order) // world_size)
+        positions = torch.arange(rank, per_rank * world_size, world_size) % len(self.order)
+        return EpochPlan(self.order[positions], self.offsets[positions], self.flips[positions])
 
 
 def load_eval_pair(path: Path, task: Task, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:

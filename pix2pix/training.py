@@ -17,12 +17,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from . import checkpoint as ckpt
 from .config import ARCHITECTURE_KEYS, TrainConfig
 from .data import Task, TrainingSet
+from .distributed import Group, session
 from .errors import UserError
 from .files import atomic_write_text
 from .losses import GANLoss
@@ -30,6 +32,7 @@ from .models import PatchDiscriminator, UNetGenerator, init_weights, unet_depth
 
 LOSS_NAMES = ("G_GAN", "G_L1", "D_real", "D_fake")
 LOSS_COLUMNS = ("step", "epoch", *LOSS_NAMES, "lr")
+RESUME_KEYS = (*ARCHITECTURE_KEYS, "seed", "batch_size", "load_size", "flip")  # a resumed run must keep these
 
 
 class TrainingInterrupted(Exception):
@@ -89,18 +92,22 @@ class Callbacks:
     on_start: Callable[[int, int], None] | None = None  # (start step, total steps)
     on_step: Callable[[StepReport], None] | None = None
     on_log: Callable[[dict], None] | None = None  # a losses.csv row
+    on_sample: Callable[[int, np.ndarray], None] | None = None  # (step, input | output | target grid)
+    sample_freq: int = 0
 
 
 class Pix2Pix:
     """Both networks, their optimisers and schedulers, and one training step."""
 
-    def __init__(self, config: TrainConfig, device: torch.device):
+    def __init__(self, config: TrainConfig, device: torch.device, group: Group = Group()):
         self.config, self.device = config, device
         architecture = config.architecture()
         self.generator = build_generator(architecture).to(device)
         self.discriminator = build_discriminator(architecture).to(device)
         init_weights(self.generator)
         init_weights(self.discriminator)
+        # What the gradient-carrying passes go through: DDP across torchrun processes, else the networks.
+        self._generator, self._discriminator = group.wrap(self.generator), group.wrap(self.discriminator)
         self.gan_loss = GANLoss(config.gan_mode)
         fused = device.type in ("cpu", "cuda")
         betas = (config.beta1, config.beta2)
@@ -113,15 +120,16 @@ class Pix2Pix:
         cfg = self.config
         inputs = inputs.to(self.device, non_blocking=True)
         targets = targets.to(self.device, non_blocking=True)
-        fake = self.generator(inputs)
+        fake = self._generator(inputs)
 
         self.discriminator.requires_grad_(True)
         self.optimizer_d.zero_grad(set_to_none=True)
-        d_fake = self.gan_loss(self.discriminator(inputs, fake.detach()), real=False)
-        d_real = self.gan_loss(self.discriminator(inputs, targets), real=True)
+        d_fake = self.gan_loss(self._discriminator(inputs, fake.detach()), real=False)
+        d_real = self.gan_loss(self._discriminator(inputs, targets), real=True)
         ((d_fake + d_real) * 0.5).backward()
         self.optimizer_d.step()
 
+        # D is frozen here: the plain network, as DDP would wait for D gradients that never come.
         self.discriminator.requires_grad_(False)
         self.optimizer_g.zero_grad(set_to_none=True)
         g_gan = self.gan_loss(self.discriminator(inputs, fake), real=True)
@@ -193,9 +201,9 @@ class _StopSignals:
             signal.signal(signum, handler)
 
 
-def _check_resumable(saved: dict, config: TrainConfig, path: Path) -> None:
+def _check_resumable(saved: dict, config, path: Path, keys: Sequence[str] = RESUME_KEYS) -> None:
     old = saved.get("config", {})
-    changed = [f"{k} {old.get(k)!r} -> {getattr(config, k)!r}" for k in (*ARCHITECTURE_KEYS, "seed", "batch_size", "load_size", "flip") if old.get(k) != getattr(config, k)]
+    changed = [f"{k} {old.get(k)!r} -> {getattr(config, k)!r}" for k in keys if old.get(k) != getattr(config, k)]
     if changed:
         raise UserError(
             f"{path}: this run was started with other options ({'; '.join(changed)}); "
@@ -203,14 +211,14 @@ def _check_resumable(saved: dict, config: TrainConfig, path: Path) -> None:
         )
 
 
-def _rewrite_losses(path: Path, up_to_step: int) -> None:
+def _rewrite_losses(path: Path, up_to_step: int, columns: Sequence[str] = LOSS_COLUMNS) -> None:
     """Keep the losses.csv rows up to the resumed step (later rows belong to lost work)."""
     if not path.exists():
         return
     with path.open(newline="") as handle:
         rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= up_to_step]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=LOSS_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(path, buffer.getvalue())
@@ -223,17 +231,33 @@ def train(
     callbacks: Callbacks | None = None,
     load_progress: Callable[[int], None] | None = None,
 ) -> dict:
-    """Train (or resume) into ``output_dir``; returns a summary. Raises ``TrainingInterrupted``."""
-    callbacks = callbacks or Callbacks()
-    output_dir = Path(output_dir)
+    """Train (or resume) into ``output_dir``; returns a summary. Raises ``TrainingInterrupted``.
+
+    Under torchrun each process trains on its shard of every epoch (see ``pix2pix.distributed``);
+    rank 0 alone writes files and calls back.
+    """
+    config.depth()  # fail on an impossible crop size before loading any data
+    with session(select_device(config.device)) as (group, device):
+        if not group.main:
+            callbacks, load_progress = None, None
+        return _train(config, image_paths, Path(output_dir), callbacks or Callbacks(), load_progress, group, device)
+
+
+def _train(
+    config: TrainConfig,
+    image_paths: Sequence[Path],
+    output_dir: Path,
+    callbacks: Callbacks,
+    load_progress: Callable[[int], None] | None,
+    group: Group,
+    device: torch.device,
+) -> dict:
     checkpoint_path = output_dir / ckpt.CHECKPOINT_NAME
     losses_path = output_dir / "losses.csv"
-    config.depth()  # fail on an impossible crop size before loading any data
-    device = select_device(config.device)
-
     if not image_paths:
         raise UserError("no training images")
-    steps_per_epoch = -(-len(image_paths) // config.batch_size)
+    per_process = -(-len(image_paths) // group.world_size)  # the length of an epoch plan's shard
+    steps_per_epoch = -(-per_process // config.batch_size)
     total_steps = config.total_epochs * steps_per_epoch
     if config.max_steps:
         total_steps = min(total_steps, config.max_steps)
@@ -244,10 +268,12 @@ def train(
         if saved["step"] >= total_steps and (output_dir / ckpt.GENERATOR_NAME).exists():
             return {"steps": saved["step"], "epochs": saved["epoch"], "images": len(image_paths),
                     "steps_per_epoch": steps_per_epoch, "already_complete": True}
+        if saved.get("world_size", 1) != group.world_size:  # the shards, and so the epochs, would differ
+            raise UserError(f"{checkpoint_path}: this run was started with {saved.get('world_size', 1)} processes; resume it with as many")
 
     torch.manual_seed(config.seed)
     dataset = TrainingSet(image_paths, config.task, config.load_size, config.crop_size, config.flip, load_progress)
-    model = Pix2Pix(config, device)
+    model = Pix2Pix(config, device, group)
     if config.crop_size < model.discriminator.min_size():
         raise UserError(
             f"crop size {config.crop_size} is too small for a {config.patch}x{config.patch} PatchGAN "
@@ -258,9 +284,12 @@ def train(
         model.load_state(saved)
         set_rng_state(saved["rng"])
         step, epoch, batch_index = saved["step"], saved["epoch"], saved["batch_index"]
-        _rewrite_losses(losses_path, step)
+        if group.main:
+            _rewrite_losses(losses_path, step)
 
     def save_checkpoint() -> None:
+        if not group.main:
+            return
         ckpt.save(
             {
                 "config": config.model_dump(mode="json"),
@@ -270,12 +299,14 @@ def train(
                 "step": step,
                 "epoch": epoch,
                 "batch_index": batch_index,
+                "world_size": group.world_size,
             },
             checkpoint_path,
         )
 
-    output_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(output_dir / "options.json", config.model_dump_json(indent=2) + "\n")
+    if group.main:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(output_dir / "options.json", config.model_dump_json(indent=2) + "\n")
     if callbacks.on_start:
         callbacks.on_start(step, total_steps)
 
@@ -285,56 +316,80 @@ def train(
     images_per_second = 0.0
     with _StopSignals() as stop:
         while step < total_steps:
-            plan = dataset.epoch_plan(config.seed, epoch)
+            plan = dataset.epoch_plan(config.seed, epoch).shard(group.rank, group.world_size)
             while batch_index < steps_per_epoch and step < total_steps:
                 inputs, targets = dataset.batch(plan, batch_index, config.batch_size)
                 losses = model.train_step(inputs, targets)
                 batch_index += 1
                 step += 1
-                values = {name: float(value) for name, value in losses.items()}
+                values, stopping = group.step_summary(losses, stop.received is not None)
                 for name in LOSS_NAMES:
                     window[name] += values[name]
                 window_steps += 1
                 now = time.perf_counter()
                 if now - last_time > 0.5:
-                    images_per_second = (step - last_step) * inputs.shape[0] / (now - last_time)
+                    images_per_second = (step - last_step) * inputs.shape[0] * group.world_size / (now - last_time)
                     last_time, last_step = now, step
                 if step % config.log_freq == 0 or step == total_steps:
                     row = {"step": step, "epoch": epoch + 1, **{k: v / window_steps for k, v in window.items()}, "lr": model.lr}
-                    _append_loss_row(losses_path, row)
+                    if group.main:
+                        _append_loss_row(losses_path, row)
                     if callbacks.on_log:
                         callbacks.on_log(row)
                     window = dict.fromkeys(LOSS_NAMES, 0.0)
                     window_steps = 0
                 if callbacks.on_step:
                     callbacks.on_step(StepReport(step, epoch + 1, total_steps, values, model.lr, images_per_second))
+                if callbacks.on_sample and callbacks.sample_freq and (step % callbacks.sample_freq == 0 or step == total_steps):
+                    callbacks.on_sample(step, sample_grid(model.generator, config.task, *dataset.fixed_batch(4)))
                 if step % config.save_freq == 0 and step < total_steps:
                     save_checkpoint()
-                if stop.received is not None:
+                if stopping:
                     save_checkpoint()
-                    raise TrainingInterrupted(stop.received, step)
+                    group.barrier()  # no process exits before the checkpoint is whole
+                    raise TrainingInterrupted(stop.received or signal.SIGTERM, step)
             if batch_index >= steps_per_epoch:
                 model.end_epoch()
                 epoch, batch_index = epoch + 1, 0
         save_checkpoint()
 
-    ckpt.save(
-        {
-            "config": config.model_dump(mode="json"),
-            "architecture": config.architecture(),
-            "generator": model.generator.state_dict(),
-            "step": step,
-            "epoch": epoch,
-        },
-        output_dir / ckpt.GENERATOR_NAME,
-    )
+    if group.main:
+        ckpt.save(
+            {
+                "config": config.model_dump(mode="json"),
+                "architecture": config.architecture(),
+                "generator": model.generator.state_dict(),
+                "step": step,
+                "epoch": epoch,
+            },
+            output_dir / ckpt.GENERATOR_NAME,
+        )
     return {"steps": step, "epochs": epoch, "images": len(dataset), "steps_per_epoch": steps_per_epoch}
 
 
-def _append_loss_row(path: Path, row: dict) -> None:
+def sample_grid(generator: nn.Module, task: Task, inputs: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
+    """Rows of input | output | target as one uint8 image, for people to watch training.
+
+    Runs in eval mode under a forked RNG, so sampling leaves training bit-for-bit unchanged.
+    """
+    was_training = generator.training
+    device = next(generator.parameters()).device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
+        generator.eval()
+        outputs = generator(inputs.to(device))
+        generator.train(was_training)
+    rows = []
+    for network_input, output, target in zip(inputs, outputs, targets):
+        input_rgb, output_rgb = task.to_rgb(network_input, output)
+        _, target_rgb = task.to_rgb(network_input, target)
+        rows.append(np.concatenate([input_rgb, output_rgb, target_rgb], axis=1))
+    return np.concatenate(rows, axis=0)
+
+
+def _append_loss_row(path: Path, row: dict, columns: Sequence[str] = LOSS_COLUMNS) -> None:
     new = not path.exists()
     with path.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=LOSS_COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
         if new:
             writer.writeheader()
         writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})

@@ -25,7 +25,7 @@ def evaluate(
     checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="Run folder written by `pix2pix train`, or a generator.pt / checkpoint.pt file.")],
     output_dir: Annotated[Path, typer.Option("--output-dir", "--output_dir", "-o", help="Results folder (replaced as a whole when done).")],
     eval_mode: Annotated[str, typer.Option("--eval-mode", "--eval_mode", help="train: dropout on and batch statistics, as in the paper and the reference's test.py; eval: running statistics, no dropout.")] = "train",
-    size: Annotated[Optional[int], typer.Option(help="Resize each half to SIZE x SIZE first (the reference test does 256) [default: native size, any shape].")] = None,
+    size: Annotated[Optional[int], typer.Option(help="Resize each half to SIZE x SIZE first (the reference test does 256) \\[default: native size, any shape].")] = None,
     seed: Annotated[int, typer.Option(help="Seed for test-time dropout.")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", "--batch_size", min=1, help="Images per forward pass in eval mode (same-sized images only); train mode always runs one at a time.")] = 8,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",

@@ -67,3 +67,12 @@ def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> N
 @pytest.fixture
 def pairs(tmp_path: Path) -> Path:
     return make_pairs(tmp_path / "pairs")
+
+
+def workflow_module(name: str):
+    """``workflow.NAME``, the Snakefile's helpers: they live at the repo root, outside the installed packages."""
+    import importlib
+
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return importlib.import_module(f"workflow.{name}")

@@ -1,0 +1,49 @@
+# The pipeline of dvc.yaml, one rule per DVC stage, built by workflow/graph.py from DVC's own reading
+# of dvc.yaml: `snakemake` and `dvc repro` run the same graph. Run from the repo root:
+#   snakemake --profile slurm             every stage a SLURM job (slurm/config.yaml)
+#   snakemake --profile profiles/local    on this machine
+# A successful run records its outputs in dvc.lock (dvc commit), so DVC sees them as up to date.
+from snakemake.utils import validate
+
+from workflow import graph
+
+configfile: "params.yaml"
+
+
+validate(config, "workflow/schemas/params.schema.json")
+
+GRAPH = graph.load(workflow.basedir)
+
+
+rule all:
+    input:
+        GRAPH.targets,
+    default_target: True
+
+
+for stage in GRAPH.stages.values():
+
+    rule:
+        name:
+            stage.name
+        input:
+            GRAPH.inputs(stage),
+        output:
+            GRAPH.outputs(stage),
+        params:
+            cmd=stage.cmd,  # bound now: in a loop, a rule's action runs after the loop has moved on
+            **GRAPH.params(stage, config),
+        resources:
+            **stage.resources,
+        log:
+            stage.log,
+        run:
+            GRAPH.run(rule, params, input, threads, resources, log[0])
+
+
+onstart:
+    graph.create_tracking_store()
+
+
+onsuccess:
+    GRAPH.commit(job.rule.name for job in workflow.dag.jobs)

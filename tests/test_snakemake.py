@@ -1,0 +1,183 @@
+"""The Snakefile runs the graph of dvc.yaml, and DVC agrees with what it made.
+
+One temporary clone at test scale (test_pipeline's fixture) is shared by the tests that need one;
+they run in file order: graph and lint checks, a full run, param edits, a failed training that is
+retried and resumes, then a training on two processes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import torch
+import yaml
+
+from conftest import ROOT, workflow_module
+from pix2pix import checkpoint as ckpt
+from test_pipeline import EXPERIMENTS, VENV_BIN, _edit_params, clone, dvc, run  # noqa: F401 (clone: a fixture)
+
+graph_module = workflow_module("graph")
+SNAKEMAKE = str(VENV_BIN / "snakemake")
+LOCAL = ("--profile", "profiles/local")
+FACADES_MODEL = "models/facades/generator.pt"
+
+
+def snakemake(*args: str, cwd: Path) -> str:
+    result = run([SNAKEMAKE, *args], cwd)
+    return result.stdout + result.stderr
+
+
+def job_blocks(output: str) -> dict[str, dict[str, str]]:
+    """Rule name -> its indented ``key: value`` lines (input, output, reason...) in Snakemake's output."""
+    return {
+        match.group(1): dict(line.strip().split(": ", 1) for line in match.group(2).splitlines() if ": " in line)
+        for match in re.finditer(r"^(?:local)?rule (\S+):\n((?:    .*\n)+)", output, re.MULTILINE)
+    }
+
+
+def first_logged_step(clone: Path, stage: str = "train@facades") -> int:
+    return int(re.search(r"step (\d+)", (clone / "logs" / f"{stage}.log").read_text()).group(1))
+
+
+def test_rules_are_the_stages_of_dvc_yaml(clone):
+    graph = graph_module.load(clone)
+    names = set(graph.stages)
+    assert names == set(dvc("stage", "list", "--name-only", cwd=clone).stdout.split())
+    assert set(snakemake("--list-rules", cwd=clone).split()) == names | {"all"}
+
+    producer = {path: stage.name for stage in graph.stages.values() for path in stage.tracked()}
+    edges = {(producer[path], stage.name) for stage in graph.stages.values() for path in graph.inputs(stage) if path in producer}
+    assert edges == set(re.findall(r'"(\S+)" -> "(\S+)"', dvc("dag", "--dot", cwd=clone).stdout))
+
+    jobs = job_blocks(snakemake("-n", cwd=clone))
+    assert jobs.keys() == names | {"all"}
+    for stage in graph.stages.values():
+        assert set(jobs[stage.name]["input"].split(", ")) == set(graph.inputs(stage)), stage.name
+        assert jobs[stage.name]["output"].split(", ") == stage.tracked(), stage.name
+    assert "gpu=1" in jobs["train@facades"]["resources"] and "gpu=1" in jobs["evaluate@facades"]["resources"]
+    assert jobs["train@facades"]["output"] == FACADES_MODEL  # the run folder's last file: see workflow/graph.py
+
+
+def test_lint_finds_nothing(clone):
+    output = snakemake("--lint", cwd=clone)
+    assert "Congratulations, your workflow is in a good condition!" in output and "Lints for" not in output
+
+
+def test_committed_schema_is_the_generated_one():
+    committed = json.loads((ROOT / "workflow" / "schemas" / "params.schema.json").read_text())
+    assert committed == workflow_module("schema").params_schema(), "run: python -m workflow.schema > workflow/schemas/params.schema.json"
+
+
+def test_invalid_params_stop_snakemake_before_any_job(clone):
+    result = subprocess.run([SNAKEMAKE, "-n", "--config", "resize={size: wide}"], cwd=clone, capture_output=True, text=True, timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "Error validating config file" in output
+    assert "'wide' is not of type 'integer', 'null'" in output
+
+
+def test_a_run_folder_is_kept_only_for_a_retry_of_the_same_work(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    stage = graph_module.Stage("train@x", "cmd", (), (), ("models/x",), {"resumable": "generator.pt"})
+    folder = tmp_path / "models" / "x"
+    folder.mkdir(parents=True)
+    (folder / "checkpoint.pt").write_text("finished work")
+    stamp = graph_module._resume_or_restart(stage, "work a")
+    assert not folder.exists()  # new work starts from scratch
+    folder.mkdir()
+    (folder / "checkpoint.pt").write_text("a failed attempt")
+    assert graph_module._resume_or_restart(stage, "work a") == stamp and (folder / "checkpoint.pt").exists()
+    graph_module._resume_or_restart(stage, "work b")
+    assert not folder.exists()
+
+
+def test_snakemake_builds_every_output_and_dvc_agrees(clone):
+    output = snakemake(*LOCAL, cwd=clone)
+    assert "Trying to restart" not in output  # no job failed on the way (parallel MLflow start-up included)
+    for name in EXPERIMENTS:
+        assert (clone / "models" / name / "checkpoint.pt").is_file()
+        assert json.loads((clone / "results" / name / "metrics.json").read_text())["count"] > 0
+        assert (clone / "reports" / name / "index.html").is_file()
+    assert (clone / "reports" / "index.html").is_file() and (clone / "mlflow.db").is_file()
+
+    assert "up to date" in dvc("status", cwd=clone).stdout  # onsuccess: dvc commit
+    lock = yaml.safe_load((clone / "dvc.lock").read_text())["stages"]
+    graph = graph_module.load(clone)
+    assert lock.keys() == graph.stages.keys()
+    for name, stage in graph.stages.items():  # DVC's own record of each stage, against the rule's source
+        assert lock[name]["cmd"] == stage.cmd
+        assert {dep["path"] for dep in lock[name]["deps"]} == set(stage.deps)
+        assert set(lock[name].get("params", {}).get("params.yaml", {})) == set(stage.params)
+        assert {out["path"] for out in lock[name]["outs"]} == set(stage.outs)
+
+
+def test_param_edits_rerun_what_dvc_reruns(clone):
+    _edit_params(clone, lambda p: p["blank"].update(fraction=0.4))
+    assert set(job_blocks(snakemake("-n", cwd=clone))) == {
+        "blank_photos", "combine@inpainting", "split@inpainting",
+        "train@inpainting", "evaluate@inpainting", "report@inpainting", "report_index", "all",
+    }  # fmt: skip
+    _edit_params(clone, lambda p: p["blank"].update(fraction=0.3))  # back to the recorded value: nothing to do
+    assert "Nothing to be done" in snakemake("-n", cwd=clone)
+
+    _edit_params(clone, lambda p: p["experiments"]["facades"]["train"].update(lr=0.0001))
+    status = dvc("status", cwd=clone).stdout
+    assert "train@facades" in status and "train@inpainting" not in status
+    jobs = job_blocks(snakemake("-n", cwd=clone))
+    assert set(jobs) == {"train@facades", "evaluate@facades", "report@facades", "report_index", "all"}
+    assert "Params have changed since last execution" in jobs["train@facades"]["reason"]
+
+    assert set(job_blocks(snakemake(*LOCAL, cwd=clone))) == set(jobs)
+    assert first_logged_step(clone) == 2  # a new job trained from scratch, not on from the old checkpoint
+    assert "up to date" in dvc("status", cwd=clone).stdout
+    assert not list((clone / ".snakemake" / "resume").iterdir())
+
+
+def _train_process(parent: psutil.Process) -> psutil.Process | None:
+    """The python process of `pix2pix train` under a Snakemake run (not the shell around it)."""
+    for child in parent.children(recursive=True):
+        try:
+            argv = child.cmdline()
+        except psutil.NoSuchProcess:
+            continue
+        if "train" in argv and any(arg.endswith("/pix2pix") for arg in argv[:2]):
+            return child
+    return None
+
+
+def test_a_failed_training_is_retried_and_resumes_from_its_checkpoint(clone):
+    """SIGTERM (what preemption sends) mid-run; the retry resumes and ends with the uninterrupted weights."""
+    _edit_params(clone, lambda p: p["experiments"]["facades"]["train"].update(n_epochs=25, n_epochs_decay=0, save_freq=10))
+    snakemake(*LOCAL, FACADES_MODEL, cwd=clone)
+    checkpoint = clone / "models" / "facades" / ckpt.CHECKPOINT_NAME
+    whole = ckpt.load(checkpoint)
+    assert whole["step"] == 150  # 6 images, 25 epochs
+
+    finished = checkpoint.stat().st_ino
+    command = [SNAKEMAKE, *LOCAL, FACADES_MODEL, "--forcerun", "train@facades", "--retries", "1"]
+    snakemake_run = subprocess.Popen(command, cwd=clone, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while not (checkpoint.exists() and checkpoint.stat().st_ino != finished):  # the new run's first checkpoint
+        assert snakemake_run.poll() is None and time.monotonic() < deadline, "no new checkpoint appeared"
+        time.sleep(0.02)
+    trainer = _train_process(psutil.Process(snakemake_run.pid))
+    assert trainer is not None
+    trainer.terminate()
+    output, _ = snakemake_run.communicate(timeout=600)
+    assert snakemake_run.returncode == 0, output[-4000:]
+    assert "Trying to restart job" in output
+
+    resumed = ckpt.load(checkpoint)
+    assert first_logged_step(clone) > 10  # the retry's log starts after the checkpoint it resumed from
+    for key in ("generator", "discriminator"):
+        assert all(torch.equal(whole[key][name], resumed[key][name]) for name in whole[key]), key
+
+
+def test_two_gpus_train_as_two_ddp_processes(clone):
+    snakemake(*LOCAL, FACADES_MODEL, "--forcerun", "train@facades", "--set-resources", "train@facades:gpu=2", cwd=clone)
+    saved = ckpt.load(clone / "models" / "facades" / ckpt.CHECKPOINT_NAME)
+    assert saved["world_size"] == 2 and saved["step"] == 75  # 3 images per process and epoch

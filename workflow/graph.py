@@ -1,0 +1,191 @@
+"""dvc.yaml as Snakemake rules: one definition of the pipeline for both `dvc repro` and `snakemake`.
+
+DVC itself reads dvc.yaml (``foreach`` and ``${...}`` resolved from params.yaml), so the two tools
+run the same stages with the same commands, deps, outs and params. Snakemake-only hints live in a
+stage's ``meta: snakemake:``, which DVC ignores:
+
+- ``resources``: what the job asks the scheduler for (``gpu: 1`` becomes ``sbatch --gpus=1``).
+- ``torchrun: true``: given ``gpu: N`` > 1, the command runs as N DDP processes under torchrun.
+- ``resumable: FILE``: the stage's one out is a run folder that can resume, with FILE written last.
+  Snakemake deletes a job's outputs before it starts and after it fails, so the rule declares FILE
+  alone and the rest of the folder (checkpoint.pt) outlives a failed attempt for the retry. Work
+  that is not a retry of the same job (another command, params or inputs) starts from scratch.
+
+An out is a folder unless its name has an extension. A dep inside another stage's out (a subfolder)
+is that out, as in DVC.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BIN = Path(sys.executable).parent  # the venv's pix2pix, torchrun and dvc, on PATH for every command
+RESUME_DIR = Path(".snakemake") / "resume"  # one stamp per resumable job under way: what it is computing
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One DVC stage, resolved."""
+
+    name: str
+    cmd: str
+    deps: tuple[str, ...]
+    params: tuple[str, ...]  # dotted keys of params.yaml
+    outs: tuple[str, ...]
+    hints: Mapping[str, Any] = field(default_factory=dict)  # meta: snakemake:
+
+    @property
+    def log(self) -> str:
+        return f"logs/{self.name}.log"
+
+    @property
+    def resources(self) -> dict[str, Any]:
+        return dict(self.hints.get("resources", {}))
+
+    @property
+    def resumable(self) -> str | None:
+        """The file Snakemake tracks in a resumable stage's run folder."""
+        marker = self.hints.get("resumable")
+        if marker and len(self.outs) != 1:
+            raise ValueError(f"stage {self.name}: a resumable stage has exactly one out (its run folder)")
+        return marker
+
+    def tracked(self) -> list[str]:
+        """What Snakemake checks and deletes for this stage's outs."""
+        return [f"{self.outs[0]}/{self.resumable}"] if self.resumable else list(self.outs)
+
+
+class Graph:
+    """The stages and how Snakemake sees their files."""
+
+    def __init__(self, stages: Iterable[Stage]):
+        self.stages = {stage.name: stage for stage in stages}
+        self._tracked = {out: path for stage in self.stages.values() for out, path in zip(stage.outs, stage.tracked())}
+
+    @property
+    def targets(self) -> list[str]:
+        """Every out: what `snakemake` builds by default, like `dvc repro`."""
+        return list(self._tracked.values())
+
+    def inputs(self, stage: Stage) -> list[str]:
+        """The deps, each one that lies in an out replaced by what Snakemake tracks of that out."""
+        return list(dict.fromkeys(self._producer_path(dep) for dep in stage.deps))
+
+    def outputs(self, stage: Stage) -> list[str]:
+        from snakemake.io import directory
+
+        return [path if Path(path).suffix else directory(path) for path in stage.tracked()]
+
+    def params(self, stage: Stage, config: Mapping) -> dict[str, Any]:
+        """The params.yaml values the stage lists: a changed value reruns the rule, as it reruns the stage."""
+        return {key: _lookup(config, key) for key in stage.params}
+
+    def run(self, name: str, params, inputs: Iterable[str], threads: int, resources, log: str) -> None:
+        """Run a rule's command (``params.cmd``) with the venv first on PATH, its output to the log.
+
+        The rule's CPUs set the thread count; a ``torchrun`` stage with several GPUs starts one
+        process per GPU; a resumable stage keeps or empties its run folder first.
+        """
+        from snakemake.shell import shell
+
+        stage = self.stages[name]
+        command = params.cmd
+        processes = int(resources.get("gpu", 1))
+        if stage.hints.get("torchrun") and processes > 1:
+            command = f"torchrun --standalone --nproc_per_node {processes} --no-python {command}"
+        stamp = _resume_or_restart(stage, _fingerprint(params, inputs)) if stage.resumable else None
+        threads = max(threads, int(resources.get("cpus_per_task", 0)))
+        shell("export PATH={path}:\"$PATH\"; {command} > {log} 2>&1", path=shlex.quote(str(BIN)), command=command, log=shlex.quote(log), threads=threads)
+        if stamp:
+            stamp.unlink()
+
+    def commit(self, names: Iterable[str]) -> None:
+        """Record what a Snakemake run brought up to date in dvc.lock (no recomputing), so DVC agrees."""
+        stages = sorted(set(names) & self.stages.keys())
+        if stages:
+            subprocess.run([str(BIN / "dvc"), "commit", "--force", "--quiet", *stages], check=True)
+
+    def _producer_path(self, dep: str) -> str:
+        for out, path in self._tracked.items():
+            if dep == out or dep.startswith(f"{out}/"):
+                return path
+        return dep
+
+
+def load(root: str | Path = ".") -> Graph:
+    """The stages of ``root/dvc.yaml`` as DVC resolves them."""
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
+
+    stages = []
+    with Repo(str(root)) as repo:
+        for stage in repo.index.stages:
+            if not stage.cmd:  # a `dvc add`-ed input, not a stage to run
+                continue
+            params = [dep for dep in stage.deps if isinstance(dep, ParamsDependency)]
+            if any(dep.def_path != "params.yaml" for dep in params) or any(out.persist for out in stage.outs):
+                raise ValueError(f"stage {stage.name}: the Snakefile knows params.yaml only, and no persist outs")
+            stages.append(
+                Stage(
+                    name=stage.name,
+                    cmd=stage.cmd if isinstance(stage.cmd, str) else " && ".join(stage.cmd),
+                    deps=tuple(dep.def_path for dep in stage.deps if not isinstance(dep, ParamsDependency)),
+                    params=tuple(key for dep in params for key in dep.params),
+                    outs=tuple(out.def_path for out in stage.outs),
+                    hints=(stage.meta or {}).get("snakemake", {}),
+                )
+            )
+    return Graph(stages)
+
+
+def create_tracking_store() -> None:
+    """Create MLflow's local database before the jobs do: trainings that start together and all find
+    no mlflow.db race to create its tables, and all but one fail. A tracking server needs nothing."""
+    import mlflow
+
+    if mlflow.get_tracking_uri().startswith("sqlite:"):
+        mlflow.MlflowClient().search_experiments(max_results=1)
+
+
+def _lookup(config: Mapping, key: str) -> Any:
+    node: Any = config
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            raise KeyError(f"params.yaml has no {key!r}")
+        node = node[part]
+    return node
+
+
+def _fingerprint(params, inputs: Iterable[str]) -> str:
+    """What makes two attempts the same work: the command and params, and every input file's size and mtime."""
+    files = []
+    for name in inputs:
+        path = Path(name)
+        for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if file.is_file():
+                info = file.stat()
+                files.append((str(file), info.st_size, info.st_mtime_ns))
+    text = json.dumps([sorted((key, repr(value)) for key, value in params.items()), files])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _resume_or_restart(stage: Stage, fingerprint: str) -> Path:
+    """Keep the run folder a failed attempt of this same work left (training resumes), else empty it.
+
+    Returns the stamp that says what the folder is being computed for; remove it once the job succeeds.
+    """
+    stamp = RESUME_DIR / stage.name
+    if not (stamp.is_file() and stamp.read_text() == fingerprint):
+        shutil.rmtree(stage.outs[0], ignore_errors=True)
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(fingerprint)
+    return stamp
