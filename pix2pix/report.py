@@ -377,6 +377,13 @@ SCRIPT = """
 """
 
 TEMPLATES = {
+    "losses": """<h2>Training losses</h2>
+{% if loss_note %}
+<p class="note" id="no-losses">{{ loss_note }}</p>
+{% else %}
+<img class="plot" id="loss-plot" src="losses.png" alt="generator and discriminator losses against the training step">
+{% endif %}
+""",
     "base": """<!doctype html>
 <html lang="en">
 <head>
@@ -449,12 +456,7 @@ TEMPLATES = {
   </tbody>
 </table>
 
-<h2>Training losses</h2>
-{% if loss_note %}
-<p class="note" id="no-losses">{{ loss_note }}</p>
-{% else %}
-<img class="plot" id="loss-plot" src="losses.png" alt="generator and discriminator losses against the training step">
-{% endif %}
+{% include "losses" %}
 {% if options %}
 <details>
   <summary>Training options</summary>
@@ -509,12 +511,7 @@ labels as the digit that was asked for (chance: 0.1).</p>
 <h2>Samples</h2>
 <p class="muted">Row k was asked for digit k; each column is another noise vector.</p>
 <img class="plot" id="grid" src="grid.png" alt="generated digits, one row per requested digit">
-<h2>Training losses</h2>
-{% if loss_note %}
-<p class="note" id="no-losses">{{ loss_note }}</p>
-{% else %}
-<img class="plot" id="loss-plot" src="losses.png" alt="generator and discriminator losses against the training step">
-{% endif %}
+{% include "losses" %}
 {% endblock %}
 """,
     "index": """{% extends "base" %}
