@@ -50,21 +50,3 @@ def validated(model_cls, **values):
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error["loc"]) or model_cls.__name__
         raise UserError(f"option {where}: {error['msg']}") from None
-
-
-def progress_bar(*extra_columns, transient: bool = False):
-    """A rich progress bar with count, rate-free ETA and elapsed time, on stderr."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        *extra_columns,
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=transient,
-    )

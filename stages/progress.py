@@ -15,6 +15,7 @@ from rich.progress import (
     ProgressColumn,
     TaskProgressColumn,
     TextColumn,
+    TimeElapsedColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
@@ -83,3 +84,20 @@ def counting_bar(description: str, total: int, *, unit: str = "images") -> Itera
 
         update(0, total)
         yield advance
+
+
+def training_bar(*extra_columns) -> Progress:
+    """A multi-task bar for training (loading images, then steps with rate and losses), on stderr.
+
+    Unlike ``progress_bar`` it keeps rich's refresh thread: training forks no workers.
+    """
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *extra_columns,
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    )

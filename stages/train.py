@@ -10,7 +10,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from stages.common import progress_bar, stage_app, user_errors, validated
+from stages.common import stage_app, user_errors, validated
+from stages.progress import training_bar
 from stages.params import ParamsFile, ParamsSection
 
 app = stage_app(__doc__)
@@ -102,7 +103,7 @@ def run_tracked(train_fn, output_dir: Path, params: dict, mlflow_experiment: str
         except TrainingInterrupted as stop:
             raise typer.Exit(128 + stop.signum) from None
 
-    bar = progress_bar(TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[losses]}"))
+    bar = training_bar(TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[losses]}"))
     console = bar.console
     with bar:
         loading = bar.add_task("loading images", total=to_load, rate="", losses="")
