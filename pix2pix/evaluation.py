@@ -44,10 +44,39 @@ def run_generator(generator: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     return generator(padded)[..., :height, :width]
 
 
+class PerImageBatchNorm(nn.BatchNorm2d):
+    """Batch norm whose training-mode statistics come from each image of the batch alone.
+
+    The paper's test-time "train mode" normalises a lone image by its own statistics. This gives
+    every image of a batch exactly those statistics, so batching changes only speed (and the
+    order in which dropout masks are drawn). Running statistics are neither used nor updated;
+    in eval mode it is plain batch norm. Parameter and buffer names are batch norm's.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x)
+        return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
+
+
+def use_per_image_statistics(module: nn.Module) -> None:
+    """Swap every ``BatchNorm2d`` inside ``module`` for a ``PerImageBatchNorm`` with the same state."""
+    for parent in list(module.modules()):
+        for name, child in parent.named_children():
+            if type(child) is nn.BatchNorm2d:
+                state = child.state_dict()
+                device = next(iter(state.values())).device if state else None
+                per_image = PerImageBatchNorm(child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats, device=device)
+                per_image.load_state_dict(state)
+                setattr(parent, name, per_image)
+
+
 def set_eval_mode(generator: nn.Module, mode: str) -> None:
-    """``train``: the paper's test-time behaviour (dropout on, batch statistics); ``eval``: running stats."""
+    """``train``: the paper's test-time behaviour (dropout on, each image's own statistics); ``eval``: running stats."""
     if mode not in EVAL_MODES:
         raise ValueError(f"eval mode {mode!r}: expected train or eval")
+    if mode == "train":
+        use_per_image_statistics(generator)
     generator.train(mode == "train")
 
 
@@ -64,10 +93,11 @@ def evaluate(
 ) -> dict[str, float]:
     """Write ``images/NAME-{inputs,outputs,targets}.png``, ``metrics.csv`` and ``metrics.json``.
 
-    Returns the mean of each metric over all images. In ``eval`` mode images of one size are
-    batched (running statistics: the batch changes nothing but float rounding); ``train`` mode runs one image at a time,
-    as the reference does, because batch statistics would mix images. PNG encoding and metrics
-    run in a writer thread, overlapping the next forward pass.
+    Returns the mean of each metric over all images. Images of one size go through the
+    generator ``batch_size`` at a time; in ``train`` mode each keeps its own normalisation
+    statistics (``PerImageBatchNorm``), so outputs are those of one image at a time, as in the
+    reference, but for which dropout mask each image draws. PNG encoding and metrics run in a
+    writer thread, overlapping the next forward pass.
     """
     output_dir = Path(output_dir)
     images_dir = output_dir / "images"
@@ -75,7 +105,6 @@ def evaluate(
     device = next(generator.parameters()).device
     set_eval_mode(generator, eval_mode)
     torch.manual_seed(seed)  # dropout at test time (train mode) is then reproducible
-    batch_size = batch_size if eval_mode == "eval" else 1
 
     def finish(name: str, input_rgb: np.ndarray, output_rgb: np.ndarray, target_rgb: np.ndarray) -> dict:
         for suffix, image in (("inputs", input_rgb), ("outputs", output_rgb), ("targets", target_rgb)):

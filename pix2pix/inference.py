@@ -8,8 +8,8 @@
   upsampled bicubically and recombined with the full-resolution L, so every output keeps the
   input's resolution and sharpness. (For the reverse ab -> L model the roles swap.)
 - Same-sized images are batched, ``batch_size`` at a time; tiles of large images too. In train
-  mode (the paper's test time) batch norm pools each batch's statistics, so the other images
-  (or tiles) in a batch change the result; in eval mode they do not.
+  mode (the paper's test time) every image or tile keeps its own batch-norm statistics
+  (``PerImageBatchNorm``), so batching changes only the order of dropout draws.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class Translator:
     max_side: int = 1024
     overlap: int = 64
     color_side: int = 256
-    batch_size: int = 1
+    batch_size: int = 8
     config: dict = field(default_factory=dict)  # the training options, when loaded from a checkpoint
 
     def __post_init__(self):

@@ -13,9 +13,9 @@ from PIL import Image
 
 from conftest import TINY, assert_user_error, make_pairs, make_photos, run_cli
 from pix2pix.color import lab_normalized_to_rgb, rgb_to_lab_normalized
-from pix2pix.evaluation import pad_to_multiple, run_generator
+from pix2pix.evaluation import pad_to_multiple, run_generator, set_eval_mode
 from pix2pix.metrics import image_metrics
-from pix2pix.models import UNetGenerator
+from pix2pix.models import UNetGenerator, init_weights
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +62,28 @@ def test_padding_keeps_any_size():
         assert padded.shape[-2] % 32 == 0 and padded.shape[-1] % 32 == 0 and size == (height, width)
         assert torch.equal(padded[..., :height, :width], x)
         assert run_generator(generator, x).shape == x.shape
+
+
+def test_train_mode_batches_keep_each_images_own_statistics():
+    torch.manual_seed(0)
+    generator = UNetGenerator(depth=5, ngf=8, dropout=0.0)
+    init_weights(generator)
+    generator.train()
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    keys = list(generator.state_dict())
+    with torch.no_grad():
+        alone = torch.cat([generator(image[None]) for image in x])  # plain batch norm, one image at a time
+        pooled = generator(x)
+        running = {k: v.clone() for k, v in generator.state_dict().items() if "running" in k}
+        set_eval_mode(generator, "train")
+        batched = generator(x)
+    assert torch.allclose(batched, alone, atol=1e-5)
+    assert not torch.allclose(pooled, alone, atol=1e-3)  # plain batch norm would mix the images
+    state = generator.state_dict()
+    assert list(state) == keys and all(torch.equal(state[k], v) for k, v in running.items())
+    generator.eval()  # eval mode is still plain batch norm with the running statistics
+    with torch.no_grad():
+        assert torch.allclose(generator(x[:1]), generator(x)[:1], atol=1e-5)
 
 
 def test_evaluate_writes_three_images_and_consistent_metrics(trained_run, tmp_path):
