@@ -49,6 +49,12 @@ class TrainConfig(BaseModel):
     save_freq: int = Field(5000, ge=1, description="steps between checkpoints (one is also written at the end)")
     log_freq: int = Field(10, ge=1, description="steps between rows of losses.csv")
     device: str = "auto"
+    # speed on the device (pix2pix.acceleration): not the model or the maths, so a resumed run may change them
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
+    tf32: Literal["auto", "on", "off"] = "auto"
+    channels_last: Literal["auto", "on", "off"] = "auto"
+    cudnn_benchmark: Literal["auto", "on", "off"] = "auto"
+    compile: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .acceleration import Acceleration
 from .data import Task
 from .errors import UserError
 from .evaluation import run_generator, set_eval_mode
@@ -104,6 +105,7 @@ class Translator:
     color_side: int = 256
     batch_size: int = 8
     config: dict = field(default_factory=dict)  # the training options, when loaded from a checkpoint
+    acceleration: Acceleration | None = None  # default: plain fp32 on the generator's device
 
     def __post_init__(self):
         if self.max_side < 1 or self.color_side < 1 or self.batch_size < 1:
@@ -113,15 +115,23 @@ class Translator:
 
     @classmethod
     def from_checkpoint(
-        cls, checkpoint: Path, device: torch.device | str = "cpu", eval_mode: str = "train", color_side: int | None = None, **options
+        cls,
+        checkpoint: Path,
+        device: torch.device | str = "cpu",
+        eval_mode: str = "train",
+        color_side: int | None = None,
+        acceleration: Acceleration | None = None,
+        **options,
     ) -> Translator:
         """Direction, colorization and the default colour side (the crop size) come from the checkpoint."""
         from .training import generator_from_checkpoint
 
         generator, config = generator_from_checkpoint(checkpoint, device)
         set_eval_mode(generator, eval_mode)
+        if acceleration:
+            generator = acceleration.compiled(acceleration.prepare(generator))
         task = Task(config["direction"], config["lab_colorization"])
-        return cls(generator, task, color_side=color_side or config["crop_size"], config=config, **options)
+        return cls(generator, task, color_side=color_side or config["crop_size"], config=config, acceleration=acceleration, **options)
 
     @property
     def device(self) -> torch.device:
@@ -146,8 +156,9 @@ class Translator:
     def translate(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Same-shaped ``(H, W, 3)`` uint8 images -> their translations, same shape."""
         inputs = torch.stack([self.network_input(image) for image in images])
-        with torch.inference_mode():
-            outputs = self.predict(inputs.to(self.device))
+        accel = self.acceleration or Acceleration(self.device)
+        with torch.inference_mode(), accel.autocast():
+            outputs = self.predict(accel.to_device(inputs)).float()
         return [self.task.to_rgb(network_input, output)[1] for network_input, output in zip(inputs, outputs)]
 
 

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt
+from .acceleration import Acceleration, resolve
 from .config import ARCHITECTURE_KEYS, TrainConfig
 from .data import Task, TrainingSet
 from .distributed import Group, session
@@ -99,15 +100,21 @@ class Callbacks:
 class Pix2Pix:
     """Both networks, their optimisers and schedulers, and one training step."""
 
-    def __init__(self, config: TrainConfig, device: torch.device, group: Group = Group()):
+    def __init__(self, config: TrainConfig, device: torch.device, group: Group = Group(), acceleration: Acceleration | None = None):
         self.config, self.device = config, device
+        self.acceleration = accel = acceleration or Acceleration(device)
         architecture = config.architecture()
-        self.generator = build_generator(architecture).to(device)
-        self.discriminator = build_discriminator(architecture).to(device)
-        init_weights(self.generator)
-        init_weights(self.discriminator)
-        # What the gradient-carrying passes go through: DDP across torchrun processes, else the networks.
-        self._generator, self._discriminator = group.wrap(self.generator), group.wrap(self.discriminator)
+        self.generator = build_generator(architecture)
+        self.discriminator = build_discriminator(architecture)
+        for network in (self.generator, self.discriminator):
+            init_weights(network)  # on the CPU, in the default layout: the same weights for a seed everywhere
+            accel.prepare(network)
+        # What the gradient-carrying passes go through: DDP across torchrun processes, else the
+        # networks; compiled when asked. The frozen-D pass of the G step uses the bare D.
+        self._generator = accel.compiled(group.wrap(self.generator))
+        self._discriminator = accel.compiled(group.wrap(self.discriminator))
+        self._frozen_discriminator = accel.compiled(self.discriminator)
+        self.scaler = accel.grad_scaler()
         self.gan_loss = GANLoss(config.gan_mode)
         fused = device.type in ("cpu", "cuda")
         betas = (config.beta1, config.beta2)
@@ -117,25 +124,27 @@ class Pix2Pix:
         self.scheduler_d = torch.optim.lr_scheduler.LambdaLR(self.optimizer_d, lambda e: config.lr_factor(e))
 
     def train_step(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
-        cfg = self.config
-        inputs = inputs.to(self.device, non_blocking=True)
-        targets = targets.to(self.device, non_blocking=True)
-        fake = self._generator(inputs)
+        cfg, accel, scaler = self.config, self.acceleration, self.scaler
+        inputs, targets = accel.to_device(inputs), accel.to_device(targets)
+        with accel.autocast():
+            fake = self._generator(inputs)
 
-        self.discriminator.requires_grad_(True)
-        self.optimizer_d.zero_grad(set_to_none=True)
-        d_fake = self.gan_loss(self._discriminator(inputs, fake.detach()), real=False)
-        d_real = self.gan_loss(self._discriminator(inputs, targets), real=True)
-        ((d_fake + d_real) * 0.5).backward()
-        self.optimizer_d.step()
+            self.discriminator.requires_grad_(True)
+            self.optimizer_d.zero_grad(set_to_none=True)
+            d_fake = self.gan_loss(self._discriminator(inputs, fake.detach()), real=False)
+            d_real = self.gan_loss(self._discriminator(inputs, targets), real=True)
+        scaler.scale((d_fake + d_real) * 0.5).backward()
+        scaler.step(self.optimizer_d)
 
         # D is frozen here: the plain network, as DDP would wait for D gradients that never come.
         self.discriminator.requires_grad_(False)
         self.optimizer_g.zero_grad(set_to_none=True)
-        g_gan = self.gan_loss(self.discriminator(inputs, fake), real=True)
-        g_l1 = torch.nn.functional.l1_loss(fake, targets)
-        (g_gan * cfg.gan_weight + g_l1 * cfg.l1_weight).backward()
-        self.optimizer_g.step()
+        with accel.autocast():
+            g_gan = self.gan_loss(self._frozen_discriminator(inputs, fake), real=True)
+            g_l1 = torch.nn.functional.l1_loss(fake.float(), targets)
+        scaler.scale(g_gan * cfg.gan_weight + g_l1 * cfg.l1_weight).backward()
+        scaler.step(self.optimizer_g)
+        scaler.update()  # one loss scale for both networks, adjusted once per step
         return {"G_GAN": g_gan.detach(), "G_L1": g_l1.detach(), "D_real": d_real.detach(), "D_fake": d_fake.detach()}
 
     def end_epoch(self) -> None:
@@ -154,6 +163,7 @@ class Pix2Pix:
             "optimizer_d": self.optimizer_d.state_dict(),
             "scheduler_g": self.scheduler_g.state_dict(),
             "scheduler_d": self.scheduler_d.state_dict(),
+            "grad_scaler": self.scaler.state_dict(),  # empty unless training in fp16
         }
 
     def load_state(self, state: dict) -> None:
@@ -163,6 +173,8 @@ class Pix2Pix:
         self.optimizer_d.load_state_dict(state["optimizer_d"])
         self.scheduler_g.load_state_dict(state["scheduler_g"])
         self.scheduler_d.load_state_dict(state["scheduler_d"])
+        if state.get("grad_scaler") and self.scaler.is_enabled():  # else a fresh scale: AMP may change on resume
+            self.scaler.load_state_dict(state["grad_scaler"])
 
 
 def rng_state() -> dict:
@@ -273,7 +285,8 @@ def _train(
 
     torch.manual_seed(config.seed)
     dataset = TrainingSet(image_paths, config.task, config.load_size, config.crop_size, config.flip, load_progress)
-    model = Pix2Pix(config, device, group)
+    acceleration = resolve(device, config.amp, config.tf32, config.channels_last, config.cudnn_benchmark, config.compile)
+    model = Pix2Pix(config, device, group, acceleration)
     if config.crop_size < model.discriminator.min_size():
         raise UserError(
             f"crop size {config.crop_size} is too small for a {config.patch}x{config.patch} PatchGAN "

@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from stages.common import fail, stage_app, user_errors
+from stages.device_options import Amp, ChannelsLast, Compile, CudnnBenchmark, Device, Tf32, acceleration
 from stages.progress import counting_bar
 from stages.params import ParamsFile, ParamsSection
 
@@ -28,7 +29,12 @@ def evaluate(
     size: Annotated[Optional[int], typer.Option(help="Resize each half to SIZE x SIZE first (the reference test does 256) \\[default: native size, any shape].")] = None,
     seed: Annotated[int, typer.Option(help="Seed for test-time dropout.")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", "--batch_size", min=1, help="Same-sized images per forward pass. In train mode each image keeps its own batch-norm statistics, so only the order of dropout draws depends on it.")] = 8,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: Device = "auto",
+    amp: Amp = "auto",
+    tf32: Tf32 = "auto",
+    channels_last: ChannelsLast = "auto",
+    cudnn_benchmark: CudnnBenchmark = "auto",
+    compile: Compile = False,
     params_file: ParamsFile = None,
     section: ParamsSection = None,
 ) -> None:
@@ -38,17 +44,18 @@ def evaluate(
     from pix2pix.evaluation import evaluate as evaluate_model
     from pix2pix.files import atomic_directory
     from pix2pix.images import list_images
-    from pix2pix.training import generator_from_checkpoint, select_device
+    from pix2pix.training import generator_from_checkpoint
 
     if eval_mode not in EVAL_MODES:
         raise fail(f"--eval_mode {eval_mode!r}: expected train or eval")
     if size is not None and size < 1:
         raise fail(f"--size {size}: must be positive")
     paths = list_images(input_dir)
-    generator, config = generator_from_checkpoint(checkpoint, select_device(device))
+    accel = acceleration(device, amp, tf32, channels_last, cudnn_benchmark, compile)
+    generator, config = generator_from_checkpoint(checkpoint, accel.device)
     task = Task(config["direction"], config["lab_colorization"])
     with counting_bar("evaluating", len(paths)) as advance, atomic_directory(output_dir) as staging:
-        means = evaluate_model(generator, task, paths, staging, eval_mode, size, seed, progress=advance, batch_size=batch_size)
+        means = evaluate_model(generator, task, paths, staging, eval_mode, size, seed, progress=advance, batch_size=batch_size, acceleration=accel)
     summary = "  ".join(f"{k} {v:.4f}" for k, v in means.items())
     typer.echo(f"{len(paths)} images -> {output_dir}  {summary}")
     if checkpoint.is_dir():

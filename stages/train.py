@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from stages.common import stage_app, user_errors, validated
+from stages.device_options import Amp, ChannelsLast, Compile, CudnnBenchmark, Device, Tf32
 from stages.progress import training_bar
 from stages.params import ParamsFile, ParamsSection
 
@@ -47,7 +48,12 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed for init, data order, crops and dropout: CPU runs repeat bit for bit.")] = 0,
     save_freq: Annotated[int, typer.Option("--save-freq", "--save_freq", help="Steps between checkpoints (one is always written at the end).")] = 5000,
     log_freq: Annotated[int, typer.Option("--log-freq", "--log_freq", "--print_freq", help="Steps between rows of losses.csv.")] = 10,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: Device = "auto",
+    amp: Amp = "auto",
+    tf32: Tf32 = "auto",
+    channels_last: ChannelsLast = "auto",
+    cudnn_benchmark: CudnnBenchmark = "auto",
+    compile: Compile = False,
     mlflow_experiment: Annotated[Optional[str], typer.Option("--mlflow-experiment", "--mlflow_experiment", help="Log params, losses, sample grids and the generator to this MLflow experiment \\[default: no tracking].")] = None,
     sample_freq: Annotated[int, typer.Option("--sample-freq", "--sample_freq", help="Steps between sample grids (input | output | target) logged to MLflow.")] = 100,
     params_file: ParamsFile = None,
@@ -63,7 +69,8 @@ def train(
         n_epochs=n_epochs, n_epochs_decay=n_epochs_decay, batch_size=batch_size, load_size=load_size,
         crop_size=crop_size, flip=flip, ngf=ngf, ndf=ndf, norm=norm, patch=patch, unet_depth=unet_depth,
         dropout=dropout, gan_mode=gan_mode, l1_weight=l1_weight, gan_weight=gan_weight, lr=lr, beta1=beta1,
-        beta2=beta2, seed=seed, save_freq=save_freq, log_freq=log_freq, device=device,
+        beta2=beta2, seed=seed, save_freq=save_freq, log_freq=log_freq, device=device, amp=amp, tf32=tf32,
+        channels_last=channels_last, cudnn_benchmark=cudnn_benchmark, compile=compile,
     )  # fmt: skip
     config.depth()
     paths = list_images(input_dir)

@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from stages.common import fail, stage_app, user_errors
+from stages.device_options import Amp, ChannelsLast, Compile, CudnnBenchmark, Device, Tf32, acceleration
 from stages.progress import counting_bar
 
 app = stage_app(__doc__)
@@ -29,13 +30,17 @@ def translate(
     overlap: Annotated[int, typer.Option(help="Tile overlap in pixels, blended with linear ramps (at most half of --max-side).")] = 64,
     color_side: Annotated[Optional[int], typer.Option("--color-side", "--color_side", help="Colorization: the network sees the L channel shrunk to fit this side; the ab it predicts is upsampled onto the full-resolution L \\[default: the trained crop size].")] = None,
     seed: Annotated[int, typer.Option(help="Seed for test-time dropout.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: Device = "auto",
+    amp: Amp = "auto",
+    tf32: Tf32 = "auto",
+    channels_last: ChannelsLast = "auto",
+    cudnn_benchmark: CudnnBenchmark = "auto",
+    compile: Compile = False,
 ) -> None:
     """Translate an image or a folder of images of any size and aspect ratio."""
     from pix2pix.evaluation import EVAL_MODES
     from pix2pix.images import list_images
     from pix2pix.inference import Translator, translate_files
-    from pix2pix.training import select_device
 
     if eval_mode not in EVAL_MODES:
         raise fail(f"--eval_mode {eval_mode!r}: expected train or eval")
@@ -48,8 +53,9 @@ def translate(
         paths = [input_path]
     else:
         raise fail(f"{input_path}: no such image or folder")
+    accel = acceleration(device, amp, tf32, channels_last, cudnn_benchmark, compile)
     translator = Translator.from_checkpoint(
-        checkpoint, select_device(device), eval_mode, color_side, max_side=max_side, overlap=overlap, batch_size=batch_size
+        checkpoint, accel.device, eval_mode, color_side, accel, max_side=max_side, overlap=overlap, batch_size=batch_size
     )
     with counting_bar("translating", len(paths)) as advance:
         translate_files(translator, paths, output_dir, seed, progress=advance)
