@@ -1,13 +1,18 @@
 """Training and evaluation data: A|B side-by-side pairs, or plain colour images for Lab colorization.
 
 Images are decoded and resized once into a uint8 cache, so JPEG/PNG decoding stays out of the
-training loop; each step only slices the random crop, flips and scales to [-1, 1]. The crops
+training loop; each step only slices the random crop, flips and scales to [-1, 1]. Given a cache
+folder, that cache is a memory-mapped ``.npy`` file built once per dataset (keyed by the files'
+paths, sizes and modification times, and the load size): later runs, and every process of a
+multi-GPU run, map it instead of decoding again, and the training process's own memory stays
+flat however many images there are (the OS pages the file in and out). The crops
 and flips of an epoch are drawn from a generator seeded by (seed, epoch), so any step of any
 epoch can be rebuilt exactly when training resumes.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +23,7 @@ from PIL import Image
 
 from .color import gray_rgb, lab_normalized_to_rgb, rgb_to_lab_normalized
 from .errors import UserError
+from .files import atomic_file
 from .images import open_rgb
 
 DIRECTIONS = ("AtoB", "BtoA")
@@ -86,11 +92,16 @@ def resize(image: Image.Image, size: int) -> Image.Image:
     return image if image.size == (size, size) else image.resize((size, size), Image.Resampling.BICUBIC)
 
 
-class TrainingSet:
-    """All training pairs, resized to ``load_size`` squared, as uint8 tensors in memory.
+CACHE_VERSION = 1  # bump when the cache layout changes
 
-    Random jitter (the reference default): the same random ``crop_size`` crop and the same
-    horizontal flip for input and target.
+
+class TrainingSet:
+    """All training pairs, resized to ``load_size`` squared, as one uint8 array.
+
+    ``pixels`` is ``(N, 2, load, load, 3)``: input and target per item (``(N, 1, ...)`` for
+    colorization, where both come from the one photo); in memory, or memory-mapped from
+    ``cache_dir``. Random jitter (the reference default): the same random ``crop_size`` crop and
+    the same horizontal flip for input and target.
     """
 
     def __init__(
@@ -101,6 +112,7 @@ class TrainingSet:
         crop_size: int,
         flip: bool = True,
         progress: Callable[[int], None] | None = None,
+        cache_dir: Path | None = None,
     ):
         if not paths:
             raise UserError("no training images")
@@ -108,13 +120,27 @@ class TrainingSet:
             raise UserError(f"crop size {crop_size} is larger than load size {load_size}")
         self.task, self.load_size, self.crop_size, self.flip = task, load_size, crop_size, flip
         self.names = [Path(p).stem for p in paths]
-        self.sources = torch.empty((len(paths), load_size, load_size, 3), dtype=torch.uint8)
-        self.targets = None if task.lab_colorization else torch.empty_like(self.sources)
+        shape = (len(paths), 1 if task.lab_colorization else 2, load_size, load_size, 3)
+        if cache_dir is None:
+            self.pixels = np.empty(shape, np.uint8)
+            self._decode(paths, self.pixels, progress)
+            return
+        cache = Path(cache_dir) / f"pairs-{cache_key(paths, task, load_size)}.npy"
+        if not _valid_cache(cache, shape):
+            with atomic_file(cache, suffix=".npy") as tmp:
+                pixels = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+                self._decode(paths, pixels, progress)
+                pixels.flush()
+                del pixels
+        elif progress:
+            progress(len(paths))
+        self.pixels = np.load(cache, mmap_mode="r")
+
+    def _decode(self, paths: Sequence[Path], pixels: np.ndarray, progress: Callable[[int], None] | None) -> None:
         for index, path in enumerate(paths):
-            source, target = task.split(Path(path), open_rgb(path))
-            self.sources[index] = torch.from_numpy(np.array(resize(source, load_size)))
-            if self.targets is not None:
-                self.targets[index] = torch.from_numpy(np.array(resize(target, load_size)))
+            source, target = self.task.split(Path(path), open_rgb(path))
+            for slot, image in enumerate((source, target)[: pixels.shape[1]]):
+                pixels[index, slot] = np.asarray(resize(image, self.load_size))
             if progress:
                 progress(1)
 
@@ -138,12 +164,10 @@ class TrainingSet:
         for position in range(index * batch_size, min((index + 1) * batch_size, len(plan.order))):
             item = int(plan.order[position])
             y, x = (int(v) for v in plan.offsets[position])
-            window = (slice(y, y + self.crop_size), slice(x, x + self.crop_size))
-            source = self.sources[item][window]
-            target = source if self.targets is None else self.targets[item][window]
+            pair = self.pixels[item, :, y : y + self.crop_size, x : x + self.crop_size]
             if plan.flips[position]:
-                source, target = source.flip(1), target.flip(1)
-            network_input, network_target = self.task.to_tensors(source.numpy(), target.numpy())
+                pair = pair[:, :, ::-1]
+            network_input, network_target = self.task.to_tensors(pair[0], pair[-1])
             inputs.append(network_input)
             targets.append(network_target)
         return torch.stack(inputs), torch.stack(targets)
@@ -155,6 +179,24 @@ class TrainingSet:
         centre = (self.load_size - self.crop_size) // 2
         plan = EpochPlan(torch.arange(count), torch.full((count, 2), centre), torch.zeros(count, dtype=torch.bool))
         return self.batch(plan, 0, count)
+
+
+def cache_key(paths: Sequence[Path], task: Task, load_size: int) -> str:
+    """Names a cache: what goes into it, and each file's identity (path, size, modification time)."""
+    digest = hashlib.sha256(f"{CACHE_VERSION}|{task.direction}|{task.lab_colorization}|{load_size}".encode())
+    for path in paths:
+        stat = Path(path).stat()
+        digest.update(f"|{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:32]
+
+
+def _valid_cache(path: Path, shape: tuple[int, ...]) -> bool:
+    """A cache file that exists and holds an array of the expected shape (anything else is rebuilt)."""
+    try:
+        array = np.load(path, mmap_mode="r")
+    except (OSError, ValueError):
+        return False
+    return array.shape == shape and array.dtype == np.uint8
 
 
 @dataclass

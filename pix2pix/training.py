@@ -242,8 +242,12 @@ def train(
     output_dir: Path,
     callbacks: Callbacks | None = None,
     load_progress: Callable[[int], None] | None = None,
+    cache_dir: Path | None = None,
 ) -> dict:
     """Train (or resume) into ``output_dir``; returns a summary. Raises ``TrainingInterrupted``.
+
+    ``cache_dir``: keep the decoded images there as a memory-mapped file, reused by later runs
+    on the same files (see ``pix2pix.data``); by default they are decoded into memory.
 
     Under torchrun each process trains on its shard of every epoch (see ``pix2pix.distributed``);
     rank 0 alone writes files and calls back.
@@ -252,7 +256,7 @@ def train(
     with session(select_device(config.device)) as (group, device):
         if not group.main:
             callbacks, load_progress = None, None
-        return _train(config, image_paths, Path(output_dir), callbacks or Callbacks(), load_progress, group, device)
+        return _train(config, image_paths, Path(output_dir), callbacks or Callbacks(), load_progress, group, device, cache_dir)
 
 
 def _train(
@@ -263,6 +267,7 @@ def _train(
     load_progress: Callable[[int], None] | None,
     group: Group,
     device: torch.device,
+    cache_dir: Path | None,
 ) -> dict:
     checkpoint_path = output_dir / ckpt.CHECKPOINT_NAME
     losses_path = output_dir / "losses.csv"
@@ -284,7 +289,7 @@ def _train(
             raise UserError(f"{checkpoint_path}: this run was started with {saved.get('world_size', 1)} processes; resume it with as many")
 
     torch.manual_seed(config.seed)
-    dataset = TrainingSet(image_paths, config.task, config.load_size, config.crop_size, config.flip, load_progress)
+    dataset = TrainingSet(image_paths, config.task, config.load_size, config.crop_size, config.flip, load_progress, cache_dir)
     acceleration = resolve(device, config.amp, config.tf32, config.channels_last, config.cudnn_benchmark, config.compile)
     model = Pix2Pix(config, device, group, acceleration)
     if config.crop_size < model.discriminator.min_size():

@@ -54,6 +54,7 @@ def train(
     channels_last: ChannelsLast = "auto",
     cudnn_benchmark: CudnnBenchmark = "auto",
     compile: Compile = False,
+    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", "--cache_dir", help="Keep the decoded training images here as a memory-mapped file, built once per dataset and reused by later runs and by every process of a multi-GPU run \\[default: decode into memory].")] = None,
     mlflow_experiment: Annotated[Optional[str], typer.Option("--mlflow-experiment", "--mlflow_experiment", help="Log params, losses, sample grids and the generator to this MLflow experiment \\[default: no tracking].")] = None,
     sample_freq: Annotated[int, typer.Option("--sample-freq", "--sample_freq", help="Steps between sample grids (input | output | target) logged to MLflow.")] = 100,
     params_file: ParamsFile = None,
@@ -74,15 +75,17 @@ def train(
     )  # fmt: skip
     config.depth()
     paths = list_images(input_dir)
-    run_training(config, paths, output_dir, mlflow_experiment, sample_freq)
+    run_training(config, paths, output_dir, mlflow_experiment, sample_freq, cache_dir)
 
 
-def run_training(config, paths: list[Path], output_dir: Path, mlflow_experiment: str | None = None, sample_freq: int = 0) -> dict:
+def run_training(
+    config, paths: list[Path], output_dir: Path, mlflow_experiment: str | None = None, sample_freq: int = 0, cache_dir: Path | None = None
+) -> dict:
     """Train pix2pix with a progress bar and optional MLflow tracking."""
     from pix2pix.training import train as train_model
 
     return run_tracked(
-        lambda callbacks, load_progress: train_model(config, paths, output_dir, callbacks, load_progress=load_progress),
+        lambda callbacks, load_progress: train_model(config, paths, output_dir, callbacks, load_progress, cache_dir),
         output_dir,
         {"train": config.model_dump(mode="json"), "input_dir": str(paths[0].parent)},
         mlflow_experiment,

@@ -9,8 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from conftest import ROOT, TINY, assert_user_error, make_pairs, make_photos, run_cli
 from pix2pix import checkpoint as ckpt
@@ -177,3 +179,38 @@ def test_bad_training_input_is_one_line_exit_2(tmp_path, bad):
 def test_bad_option_value_names_the_option(tmp_path, pairs):
     result = run_cli("stages.train", "--input_dir", str(pairs), "--output_dir", str(tmp_path / "o"), "--which_direction", "sideways")
     assert_user_error(result, "direction")
+
+
+def test_image_cache_is_built_once_and_reused(tmp_path):
+    paths = list_images(make_pairs(tmp_path / "pairs", count=3, size=40))
+    task, cache = Task("BtoA"), tmp_path / "cache"
+    in_memory = TrainingSet(paths, task, 36, 32)
+    decoded = []
+    first = TrainingSet(paths, task, 36, 32, progress=decoded.append, cache_dir=cache)
+    assert decoded == [1, 1, 1] and isinstance(first.pixels, np.memmap)
+    assert np.array_equal(first.pixels, in_memory.pixels) and first.pixels.shape == (3, 2, 36, 36, 3)
+    files = sorted(cache.iterdir())
+    assert len(files) == 1 and files[0].suffix == ".npy"
+    reused = []
+    TrainingSet(paths, task, 36, 32, progress=reused.append, cache_dir=cache)
+    assert reused == [3] and sorted(cache.iterdir()) == files  # mapped, not decoded again
+    plan = in_memory.epoch_plan(0, 0)
+    for index in range(3):
+        assert all(torch.equal(a, b) for a, b in zip(in_memory.batch(plan, index, 1), first.batch(plan, index, 1)))
+
+    files[0].write_bytes(files[0].read_bytes()[:200])  # a damaged cache is rebuilt
+    rebuilt = []
+    TrainingSet(paths, task, 36, 32, progress=rebuilt.append, cache_dir=cache)
+    assert rebuilt == [1, 1, 1] and np.array_equal(np.load(files[0]), in_memory.pixels)
+    Image.new("RGB", (80, 40), "white").save(paths[0])  # an edited image: another cache
+    TrainingSet(paths, task, 36, 32, cache_dir=cache)
+    assert len(list(cache.iterdir())) == 2
+
+
+def test_training_from_the_cache_gives_the_same_weights(tmp_path, pairs):
+    paths = list_images(pairs)
+    config = TrainConfig(max_steps=4, **TINY_CONFIG)
+    train(config, paths, tmp_path / "memory")
+    train(config, paths, tmp_path / "mapped", cache_dir=tmp_path / "cache")
+    runs = [ckpt.load(tmp_path / name / ckpt.GENERATOR_NAME)["generator"] for name in ("memory", "mapped")]
+    assert same_weights(*runs)
