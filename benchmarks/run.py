@@ -1,11 +1,22 @@
 """The benchmark suite: training step, inference, evaluate stage, data preparation, CLI start-up, memory.
 
 Each item runs in its own child process (``run.py --item NAME``), so its peak RSS is its own and
-one item's allocations cannot slow the next. Times are medians after warm-up. With
-``--reference DIR`` (an extracted pytorch-CycleGAN-and-pix2pix), the reference's networks and
-optimisation step are timed in the same child, ours and theirs taking turns call by call, and
-the ratios (reference seconds / ours, > 1 means ours is faster) are reported. Nothing is
+one item's allocations cannot slow the next. Times are medians after warm-up. Nothing is
 asserted: the numbers are for people, and only numbers from one run compare well.
+
+With ``--reference DIR`` (an extracted pytorch-CycleGAN-and-pix2pix) each comparison is made
+twice, and the ratios are reference seconds / ours (> 1: ours is faster):
+
+- in process: the reference's networks and optimisation step in the same child as ours, the two
+  taking turns call by call. Both sides run under that child's settings, which are stock: it
+  never imports ``stages``, so ``pix2pix.perf.tune_process()`` is not applied (``meta.in_process``).
+  This isolates the code.
+- stock (key ``stock``): each side in processes of its own, as users run it. Ours starts like a
+  stage process (``import stages`` tunes glibc malloc and OpenMP before torch is imported), the
+  reference's is ``benchmarks/reference.py`` with stock settings. The two kinds of process take
+  turns (ours, ref, ref, ours, ...), ``stock_rounds`` rounds; each reports its own median after
+  warm-up. For evaluate, the whole ``stages.evaluate`` process against ``reference.py test``
+  (its test.py), interpreter start-up included, ``eval_runs`` rounds.
 
     python benchmarks/run.py [--quick] [--json] [--items train_step,infer,...] [--reference DIR]
 
@@ -28,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -46,13 +57,15 @@ from pix2pix.metrics import image_metrics
 from pix2pix.models import init_weights
 from pix2pix.synthetic import facade_pair
 from pix2pix.training import Pix2Pix, build_generator, generator_from_checkpoint
-from reference import Reference
+from reference import Reference, median_seconds, synthetic_batch
 
 REPO = Path(__file__).resolve().parent.parent
+REFERENCE_SCRIPT = Path(__file__).resolve().parent / "reference.py"
 CPU = torch.device("cpu")
 TRAIN_SIZES = (64, 128, 256)
 INFER_SIZE, INFER_BATCHES = 256, (1, 8)
 DATA_COUNTS = (100, 10_000)
+IN_PROCESS = "stock settings for both sides: no pix2pix.perf.tune_process() (glibc malloc and OpenMP defaults, but for meta.env)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,13 +81,21 @@ class Plan:
     prep_runs: int
     help_runs: int
     quality_seconds: float
+    stock_rounds: int
 
 
-FULL = Plan(2, {64: 20, 128: 10, 256: 6}, 8, 64, 3, 1000, 3, 5, 60.0)
-QUICK = Plan(1, dict.fromkeys(TRAIN_SIZES, 2), 2, 4, 1, 20, 1, 2, 5.0)
+FULL = Plan(2, {64: 20, 128: 10, 256: 6}, 8, 64, 3, 1000, 3, 5, 60.0, 3)
+QUICK = Plan(1, dict.fromkeys(TRAIN_SIZES, 2), 2, 4, 1, 20, 1, 2, 5.0, 1)
 
 
 # --- measuring -----------------------------------------------------------------------------------
+
+
+def turns(names: list[str], rounds: int) -> Iterator[tuple[int, str]]:
+    """(round, name): every name once a round, who goes first swapping every round (a, b, b, a, a, b, ...)."""
+    for round_index in range(rounds):
+        for name in names if round_index % 2 == 0 else names[::-1]:
+            yield round_index, name
 
 
 def alternating_medians(
@@ -86,17 +107,15 @@ def alternating_medians(
     machine state, so their ratio holds on a shared VM where separate runs drift 15-25 %.
     ``before`` runs untimed ahead of every call (to clear outputs).
     """
-    names = list(functions)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for round_index in range(warmup + repeats):
-        for name in names if round_index % 2 == 0 else names[::-1]:
-            if before:
-                before()
-            start = time.perf_counter()
-            functions[name]()
-            elapsed = time.perf_counter() - start
-            if round_index >= warmup:
-                times[name].append(elapsed)
+    times: dict[str, list[float]] = {name: [] for name in functions}
+    for round_index, name in turns(list(functions), warmup + repeats):
+        if before:
+            before()
+        start = time.perf_counter()
+        functions[name]()
+        elapsed = time.perf_counter() - start
+        if round_index >= warmup:
+            times[name].append(elapsed)
     return {name: statistics.median(values) for name, values in times.items()}
 
 
@@ -147,32 +166,99 @@ def machine_busy_s() -> float:
     return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
-def rss_mb() -> float:
+def rss_mb(field: str = "VmRSS") -> float:
+    """This process's resident memory (MB): all of it (VmRSS), or its anonymous part (RssAnon), the
+    memory no file backs, which the OS cannot drop under pressure."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def ratio(reference_s: float, ours_s: float) -> float:
     return round(reference_s / ours_s, 3)
 
 
+# --- the two sides' calls, and the stock processes that run them -------------------------------------
+
+
+def our_train_step_call(size: int, inputs: torch.Tensor, targets: torch.Tensor) -> Callable[[], object]:
+    """One ``Pix2Pix.train_step`` on fixed inputs, of a model made after ``torch.manual_seed(0)``."""
+    torch.manual_seed(0)
+    model = Pix2Pix(TrainConfig(crop_size=size, load_size=size, device="cpu"), CPU)
+    return lambda: model.train_step(inputs, targets)
+
+
+def our_inference_call(batch: torch.Tensor) -> Callable[[], None]:
+    """Our generator on ``batch`` in eval mode, under ``inference_mode``."""
+    size = batch.shape[-1]
+    torch.manual_seed(0)
+    generator = build_generator(TrainConfig(crop_size=size, load_size=size).architecture())
+    init_weights(generator)
+    generator.eval()
+
+    def call() -> None:
+        with torch.inference_mode():
+            generator(batch)
+
+    return call
+
+
+# Our side of a stock comparison starts as a stage process does: importing the stages package
+# applies pix2pix.perf.tune_process() before torch is imported. Then this file's stock_ours runs.
+OURS_PROCESS = "import json, sys, stages; sys.path.insert(0, 'benchmarks'); import run; run.stock_ours(**json.loads(sys.argv[1]))"
+
+
+def stock_ours(measure: str, size: int, repeats: int, warmup: int, result: str, batch: int = 1) -> None:
+    """Our side of a stock measurement, in the process OURS_PROCESS starts: what reference.py does for theirs."""
+    if measure == "train_step":
+        call = our_train_step_call(size, synthetic_batch(1, size), synthetic_batch(1, size))
+    else:
+        call = our_inference_call(synthetic_batch(batch, size))
+    Path(result).write_text(json.dumps({"seconds": median_seconds(call, repeats, warmup)}))
+
+
+def stock_medians(measure: str, options: dict, repeats: int, plan: Plan, ref: Reference, tmp: Path) -> tuple[dict, dict]:
+    """Seconds per call of each side in processes of its own, and their peak RSS (MB), keyed ours / reference.
+
+    The processes take turns, ``plan.stock_rounds`` of each side; each reports its median after
+    warm-up, and the median over rounds is returned.
+    """
+    report = tmp / "stock.json"
+    common = {**options, "repeats": repeats, "warmup": plan.warmup}
+    commands = {
+        "ours": [sys.executable, "-c", OURS_PROCESS, json.dumps({"measure": measure, **common, "result": str(report)})],
+        "reference": [sys.executable, str(REFERENCE_SCRIPT), measure, "--ref", str(ref.root), "--result", str(report),
+                      *(str(part) for key, value in common.items() for part in (f"--{key}", value))],
+    }  # fmt: skip
+    seconds: dict[str, list[float]] = {name: [] for name in commands}
+    peak_mb: dict[str, list[float]] = {name: [] for name in commands}
+    for _, name in turns(list(commands), plan.stock_rounds):
+        peak_mb[name].append(run_process(commands[name]).rss_mb)
+        seconds[name].append(json.loads(report.read_text())["seconds"])
+    return ({name: statistics.median(values) for name, values in seconds.items()},
+            {name: round(max(values), 1) for name, values in peak_mb.items()})  # fmt: skip
+
+
 # --- items (each runs in its own child process) -----------------------------------------------------
 
 
 def item_train_step(size: int, plan: Plan, ref: Reference | None, tmp: Path) -> dict:
-    """Seconds per training step, batch 1, synthetic inputs (data loading excluded)."""
-    inputs, targets = torch.rand(2, 1, 3, size, size) * 2 - 1
-    torch.manual_seed(0)
-    ours = Pix2Pix(TrainConfig(crop_size=size, load_size=size, device="cpu"), CPU)
-    functions = {"ours": lambda: ours.train_step(inputs, targets)}
+    """Seconds per training step, batch 1, synthetic inputs (data loading excluded); with a reference, also stock."""
+    result: dict = {}
+    if ref:  # first, while this process holds no networks
+        seconds, peak_mb = stock_medians("train_step", {"size": size}, plan.train_steps[size], plan, ref, tmp)
+        result["stock"] = {
+            **{side: {"train_step_s": {str(size): seconds[side]}, "peak_rss_mb": {f"train_step_{size}": peak_mb[side]}}
+               for side in seconds},
+            "ratio_train_step": {str(size): ratio(seconds["reference"], seconds["ours"])},
+        }  # fmt: skip
+    inputs, targets = synthetic_batch(1, size), synthetic_batch(1, size)
+    functions = {"ours": our_train_step_call(size, inputs, targets)}
     if ref:
-        torch.manual_seed(0)
-        theirs = ref.training_model(size)
-        functions["reference"] = lambda: ref.train_step(theirs, inputs, targets)
+        functions["reference"] = ref.train_step_call(size, inputs, targets)
     seconds = alternating_medians(functions, plan.train_steps[size], plan.warmup)
-    result = {"train_step_s": {str(size): seconds["ours"]}}
+    result["train_step_s"] = {str(size): seconds["ours"]}
     if ref:
         result["reference"] = {"train_step_s": {str(size): seconds["reference"]}}
         result["ratio_train_step"] = {str(size): ratio(seconds["reference"], seconds["ours"])}
@@ -181,39 +267,41 @@ def item_train_step(size: int, plan: Plan, ref: Reference | None, tmp: Path) -> 
 
 def item_infer(plan: Plan, ref: Reference | None, tmp: Path) -> dict:
     """Generator images/s in eval mode: ours under inference_mode, the reference's as test.py --eval (no_grad)."""
-    torch.manual_seed(0)
-    ours = build_generator(TrainConfig(crop_size=INFER_SIZE, load_size=INFER_SIZE).architecture())
-    init_weights(ours)
-    ours.eval()
-    theirs = ref.generator(INFER_SIZE).eval() if ref else None
     result: dict = {}
+    size = str(INFER_SIZE)
+    if ref:  # first, while this process holds no networks
+        for batch_size in INFER_BATCHES:
+            key = f"b{batch_size}"
+            options = {"size": INFER_SIZE, "batch": batch_size}
+            seconds, peak_mb = stock_medians("infer", options, plan.infer_repeats, plan, ref, tmp)
+            _merge(result, {"stock": {
+                **{side: {"infer_img_s": {size: {key: batch_size / seconds[side]}},
+                          "peak_rss_mb": {f"infer_{size}_{key}": peak_mb[side]}} for side in seconds},
+                "ratio_infer": {size: {key: ratio(seconds["reference"], seconds["ours"])}},
+            }})  # fmt: skip
     for batch_size in INFER_BATCHES:
-        batch = torch.rand(batch_size, 3, INFER_SIZE, INFER_SIZE) * 2 - 1
-        functions = {"ours": lambda: _inference(ours, batch, torch.inference_mode)}
-        if theirs:
-            functions["reference"] = lambda: _inference(theirs, batch, torch.no_grad)
-        seconds = alternating_medians(functions, plan.infer_repeats, plan.warmup)
         key = f"b{batch_size}"
-        _merge(result, {"infer_img_s": {str(INFER_SIZE): {key: batch_size / seconds["ours"]}}})
-        if theirs:
+        batch = synthetic_batch(batch_size, INFER_SIZE)
+        functions = {"ours": our_inference_call(batch)}
+        if ref:
+            functions["reference"] = ref.inference_call(batch)
+        seconds = alternating_medians(functions, plan.infer_repeats, plan.warmup)
+        _merge(result, {"infer_img_s": {size: {key: batch_size / seconds["ours"]}}})
+        if ref:
             _merge(result, {
-                "reference": {"infer_img_s": {str(INFER_SIZE): {key: batch_size / seconds["reference"]}}},
-                "ratio_infer": {str(INFER_SIZE): {key: ratio(seconds["reference"], seconds["ours"])}},
+                "reference": {"infer_img_s": {size: {key: batch_size / seconds["reference"]}}},
+                "ratio_infer": {size: {key: ratio(seconds["reference"], seconds["ours"])}},
             })  # fmt: skip
     return result
-
-
-def _inference(generator: torch.nn.Module, batch: torch.Tensor, no_grad_mode) -> None:
-    with no_grad_mode():
-        generator(batch)
 
 
 def item_evaluate(plan: Plan, ref: Reference | None, tmp: Path) -> dict:
     """The evaluate stage end to end (start-up, checkpoint load, PNG writing, metrics) on 256 px A|B pairs.
 
-    Its peak RSS is the stage's, not this harness's. With a reference, both evaluation loops
-    also run in this process, alternating: ours (``pix2pix.evaluation.evaluate``) and the
-    reference's test.py equivalent, both in their default train mode.
+    Its peak RSS is the stage's, not this harness's. With a reference, ``reference.py test`` (its
+    test.py, stock process, from its own checkpoint file) takes turns with the stage, run for run;
+    and both evaluation loops also run in this process, alternating: ours
+    (``pix2pix.evaluation.evaluate``) and the reference's test.py loop. All in their default train mode.
     """
     pairs = tmp / "pairs"
     pairs.mkdir()
@@ -231,16 +319,29 @@ def item_evaluate(plan: Plan, ref: Reference | None, tmp: Path) -> dict:
     )  # fmt: skip
     del model
     # the generator.pt file, not its run folder: given a folder, the stage also logs to MLflow
-    command = stage("evaluate", "--input_dir", pairs, "--checkpoint", generator_path, "--output_dir", tmp / "results", "--device", "cpu")
-    runs = [run_process(command) for _ in range(plan.eval_runs)]
-    result = {
-        "evaluate_img_s": plan.eval_images / statistics.median(run.seconds for run in runs),
-        "peak_rss_mb": {"evaluate": max(run.rss_mb for run in runs)},
-    }
+    commands = {"ours": stage("evaluate", "--input_dir", pairs, "--checkpoint", generator_path,
+                              "--output_dir", tmp / "results", "--device", "cpu")}  # fmt: skip
     if ref:
+        theirs = ref.test_model()
+        their_path = tmp / "checkpoints" / "bench" / "latest_net_G.pth"  # where test.py --name bench looks
+        their_path.parent.mkdir(parents=True)
+        torch.save(theirs.netG.state_dict(), their_path)
+        commands["reference"] = [sys.executable, str(REFERENCE_SCRIPT), "test", "--ref", str(ref.root), "--input_dir", str(pairs),
+                                 "--checkpoint", str(their_path), "--results_dir", str(tmp / "ref-results")]  # fmt: skip
+    runs: dict[str, list[Finished]] = {name: [] for name in commands}
+    for _, name in turns(list(commands), plan.eval_runs):
+        runs[name].append(run_process(commands[name]))
+    seconds = {name: statistics.median(run.seconds for run in done) for name, done in runs.items()}
+    peak_mb = {name: max(run.rss_mb for run in done) for name, done in runs.items()}
+    result = {"evaluate_img_s": plan.eval_images / seconds["ours"], "peak_rss_mb": {"evaluate": peak_mb["ours"]}}
+    if ref:
+        result["stock"] = {
+            **{side: {"evaluate_img_s": plan.eval_images / seconds[side], "peak_rss_mb": {"evaluate": round(peak_mb[side], 1)}}
+               for side in runs},
+            "ratio_evaluate": ratio(seconds["reference"], seconds["ours"]),
+        }  # fmt: skip
         paths = list_images(pairs)
         ours, _ = generator_from_checkpoint(generator_path)
-        theirs = ref.generator(INFER_SIZE)
         (tmp / "ref").mkdir()
         loops = {
             "ours": lambda: evaluate(ours, Task(), paths, tmp / "inprocess"),
@@ -254,30 +355,37 @@ def item_evaluate(plan: Plan, ref: Reference | None, tmp: Path) -> dict:
 
 
 def item_prep(plan: Plan, ref: Reference | None, tmp: Path) -> dict:
-    """The resize and combine stages (default workers) against a plain single-process PIL loop.
+    """The resize and combine stages (default workers) against plain single-process PIL loops.
 
     Inputs are 512x512 photo-like JPEGs; resize goes to 256, combine pairs the 512 px originals.
-    The stages are timed as subprocesses (start-up included), the loop in this process.
+    The stages are timed as subprocesses (start-up included), the loops in this process: the
+    loop a user would write (PIL's default PNG encoder, zlib level 6) and the same loop with the
+    stages' encoder settings (level 1); the same pixels out in all three.
     """
     a_dir, b_dir, out = tmp / "a", tmp / "b", tmp / "out"
     prep.make_jpegs(a_dir, plan.prep_images, 0)
     prep.make_jpegs(b_dir, plan.prep_images, 1)
     cases = {
         "resize": (stage("resize", "--input_dir", a_dir, "--output_dir", out, "--size", prep.TARGET),
-                   lambda: prep.plain_resize(a_dir, out)),
+                   lambda png: prep.plain_resize(a_dir, out, png)),
         "combine": (stage("combine", "--a_dir", a_dir, "--b_dir", b_dir, "--output_dir", out),
-                    lambda: prep.plain_combine(a_dir, b_dir, out)),
+                    lambda png: prep.plain_combine(a_dir, b_dir, out, png)),
     }  # fmt: skip
-    result: dict = {"prep_img_s": {}, "prep_baseline_img_s": {}, "prep_ratio": {}}
+    key_suffixes = {"default": "", "same_encoder": "_same_encoder"}  # per prep.PLAIN_LOOPS
+    result: dict = {}
     stage_rss = []
     for name, (command, plain) in cases.items():
+        loops = {loop: functools.partial(plain, png) for loop, png in prep.PLAIN_LOOPS.items()}
         seconds = alternating_medians(
-            {"stage": lambda: stage_rss.append(run_process(command).rss_mb), "plain": plain},
+            {"stage": lambda command=command: stage_rss.append(run_process(command).rss_mb), **loops},
             plan.prep_runs, 0, before=lambda: shutil.rmtree(out, ignore_errors=True),
         )  # fmt: skip
-        result["prep_img_s"][name] = plan.prep_images / seconds["stage"]
-        result["prep_baseline_img_s"][name] = plan.prep_images / seconds["plain"]
-        result["prep_ratio"][name] = ratio(seconds["plain"], seconds["stage"])
+        _merge(result, {"prep_img_s": {name: plan.prep_images / seconds["stage"]}})
+        for loop, suffix in key_suffixes.items():
+            _merge(result, {
+                f"prep_baseline{suffix}_img_s": {name: plan.prep_images / seconds[loop]},
+                f"prep_ratio{suffix}": {name: ratio(seconds[loop], seconds["stage"])},
+            })  # fmt: skip
     result["peak_rss_mb"] = {"prep": max(stage_rss)}
     return result
 
@@ -290,10 +398,12 @@ def item_help(plan: Plan, ref: Reference | None, tmp: Path) -> dict:
 
 
 def item_data_rss(count: int, plan: Plan, ref: Reference | None, tmp: Path) -> dict:
-    """RSS growth of building the training set's uint8 cache over ``count`` 64 px A|B pairs.
+    """Memory of the training set over ``count`` 64 px A|B pairs, decoded into memory and memory-mapped.
 
-    100 distinct pairs are drawn; more files are hard links to them (decoding cost and the
-    cache do not depend on the content).
+    In memory: VmRSS growth from building it. Mapped (``cache_dir``): RssAnon growth from building
+    the cache file, mapping it again as a later run does, and reading every batch of one epoch;
+    the file's pages count as RssFile, which the OS can drop and re-read. 100 distinct pairs are
+    drawn; more files are hard links to them (decoding cost and size do not depend on the content).
     """
     folder = tmp / "pairs"
     folder.mkdir()
@@ -307,8 +417,19 @@ def item_data_rss(count: int, plan: Plan, ref: Reference | None, tmp: Path) -> d
     before = rss_mb()
     dataset = TrainingSet(paths, Task(), load_size=64, crop_size=64)
     growth = rss_mb() - before
-    cache_mb = (dataset.sources.nbytes + dataset.targets.nbytes) / 2**20
-    return {"data_rss_mb": {str(count): round(growth, 1)}, "data_cache_mb": {str(count): round(cache_mb, 1)}}
+    cache_mb = dataset.pixels.nbytes / 2**20
+    del dataset
+    anon_before = rss_mb("RssAnon")
+    TrainingSet(paths, Task(), load_size=64, crop_size=64, cache_dir=tmp / "cache")
+    mapped = TrainingSet(paths, Task(), load_size=64, crop_size=64, cache_dir=tmp / "cache")
+    epoch = mapped.epoch_plan(0, 0)
+    for index in range(len(mapped)):
+        mapped.batch(epoch, index, 1)
+    return {
+        "data_rss_mb": {str(count): round(growth, 1)},
+        "data_rss_mapped_mb": {str(count): round(rss_mb("RssAnon") - anon_before, 1)},
+        "data_cache_mb": {str(count): round(cache_mb, 1)},
+    }
 
 
 def item_quality(plan: Plan, ref: Reference | None, tmp: Path) -> dict:
@@ -429,28 +550,38 @@ def _get(node, *path: str):
 
 def describe(summary: dict) -> list[tuple[str, str]]:
     """(item, result) rows for the table, from the JSON summary."""
-    ref, rows = summary.get("reference", {}), []
+    ref, stock, rows = summary.get("reference", {}), summary.get("stock", {}), []
 
-    def versus(ours: str, key: str, ratio_key: str, *path: str) -> str:
-        theirs, speedup = _get(ref, key, *path), _get(summary, ratio_key, *path)
-        return ours if theirs is None else f"{ours}  (reference {theirs:.3g}: ours {speedup:.2f}x as fast)"
+    def add(label: str, ours: float | None, unit: str, theirs: float | None, speedup: float | None, where: str) -> None:
+        if ours is not None:
+            versus = "" if theirs is None else f"  (reference, {where}: {theirs:.3g}; ours {speedup:.2f}x as fast)"
+            rows.append((label, f"{ours:.3g} {unit}{versus}"))
 
-    for size, seconds in summary.get("train_step_s", {}).items():
-        rows.append((f"train_step_{size}", versus(f"{seconds:.3f} s/step", "train_step_s", "ratio_train_step", size)))
+    def add_pair(label: str, unit: str, key: str, ratio_key: str, *path: str) -> None:
+        """The in-process row, then the stock one."""
+        add(label, _get(summary, key, *path), unit, _get(ref, key, *path), _get(summary, ratio_key, *path), "same process")
+        add(f"{label} stock", _get(stock, "ours", key, *path), unit,
+            _get(stock, "reference", key, *path), _get(stock, ratio_key, *path), "own stock process")  # fmt: skip
+
+    for size in summary.get("train_step_s", {}):
+        add_pair(f"train_step_{size}", "s/step", "train_step_s", "ratio_train_step", size)
     for size, batches in summary.get("infer_img_s", {}).items():
-        for batch, rate in batches.items():
-            rows.append((f"infer {size} {batch}", versus(f"{rate:.2f} img/s", "infer_img_s", "ratio_infer", size, batch)))
-    if "evaluate_img_s" in summary:
-        rows.append(("evaluate", f"{summary['evaluate_img_s']:.2f} img/s (stage, end to end)"))
-    if "evaluate_inprocess_img_s" in summary:
-        rows.append(("evaluate in-process", versus(f"{summary['evaluate_inprocess_img_s']:.2f} img/s", "evaluate_img_s", "ratio_evaluate")))
+        for batch in batches:
+            add_pair(f"infer {size} {batch}", "img/s", "infer_img_s", "ratio_infer", size, batch)
+    add("evaluate", summary.get("evaluate_img_s"), "img/s (stage, end to end)",
+        _get(stock, "reference", "evaluate_img_s"), stock.get("ratio_evaluate"), "test.py, own stock process")  # fmt: skip
+    add("evaluate in-process", summary.get("evaluate_inprocess_img_s"), "img/s",
+        ref.get("evaluate_img_s"), summary.get("ratio_evaluate"), "same process")  # fmt: skip
     for name, rate in summary.get("prep_img_s", {}).items():
-        plain = summary["prep_baseline_img_s"][name]
-        rows.append((f"prep {name}", f"{rate:.1f} img/s (plain PIL loop {plain:.1f}, stage {summary['prep_ratio'][name]:.2f}x)"))
+        plain, same_encoder = summary["prep_baseline_img_s"][name], summary["prep_baseline_same_encoder_img_s"][name]
+        text = (f"{rate:.1f} img/s (plain PIL loop {plain:.1f}: stage {summary['prep_ratio'][name]:.2f}x as fast; "
+                f"with the stage's PNG settings {same_encoder:.1f}: {summary['prep_ratio_same_encoder'][name]:.2f}x)")  # fmt: skip
+        rows.append((f"prep {name}", text))
     if "help_s" in summary:
         rows.append(("help", f"{summary['help_s']:.2f} s"))
     for count, growth in summary.get("data_rss_mb", {}).items():
-        rows.append((f"data_rss_{count}", f"+{growth:.1f} MB RSS (uint8 cache {summary['data_cache_mb'][count]:.1f} MB)"))
+        mapped, cache = summary["data_rss_mapped_mb"][count], summary["data_cache_mb"][count]
+        rows.append((f"data_rss_{count}", f"+{growth:.1f} MB RSS in memory, +{mapped:.1f} MB anonymous RSS mapped (uint8 cache {cache:.1f} MB)"))
     if "quality" in summary:
         quality = summary["quality"]
         rows.append(("quality", "  ".join(
@@ -463,6 +594,9 @@ def print_table(summary: dict, file) -> None:
     meta = summary["meta"]
     print(f"{meta['date']}  {meta['machine']}, {meta['cpus']} CPUs, torch {meta['torch']}, {meta['threads']} threads"
           + ("  (quick)" if meta["quick"] else ""), file=file)  # fmt: skip
+    print(f"in-process items: {meta['in_process']}", file=file)
+    if "stock" in summary:
+        print("stock rows: each side in processes of its own (ours tuned as a stage process, the reference stock)", file=file)
     rows = describe(summary)
     width = max(len(item) for item, _ in rows) if rows else 0
     for item, text in rows:
@@ -505,6 +639,7 @@ def main() -> None:
         "machine": machine(), "cpus": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
         "python": platform.python_version(), "pillow": Image.__version__, "quick": args.quick,
         "reference": str(args.reference) if args.reference else None, "plan": dataclasses.asdict(plan),
+        "in_process": IN_PROCESS,
         "env": {key: value for key, value in os.environ.items() if key.startswith(("OMP_", "MKL_", "MALLOC_", "LD_PRELOAD"))},
     }}  # fmt: skip
     for index, name in enumerate(names, start=1):
