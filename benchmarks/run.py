@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+import ours
 import prep
 from pix2pix import checkpoint as ckpt
 from pix2pix import imageops
@@ -54,13 +55,14 @@ from pix2pix.data import Task, TrainingSet, load_eval_pair
 from pix2pix.evaluation import evaluate
 from pix2pix.images import list_images
 from pix2pix.metrics import image_metrics
-from pix2pix.models import init_weights
+from pix2pix.reference_import import layer_map
 from pix2pix.synthetic import facade_pair
-from pix2pix.training import Pix2Pix, build_generator, generator_from_checkpoint
-from reference import Reference, median_seconds, synthetic_batch
+from pix2pix.training import Pix2Pix, generator_from_checkpoint
+from reference import Reference, synthetic_batch
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE_SCRIPT = Path(__file__).resolve().parent / "reference.py"
+OURS_SCRIPT = Path(__file__).resolve().parent / "ours.py"
 CPU = torch.device("cpu")
 TRAIN_SIZES = (64, 128, 256)
 INFER_SIZE, INFER_BATCHES = 256, (1, 8)
@@ -84,7 +86,7 @@ class Plan:
     stock_rounds: int
 
 
-FULL = Plan(2, {64: 20, 128: 10, 256: 6}, 8, 64, 3, 1000, 3, 5, 60.0, 3)
+FULL = Plan(2, {64: 20, 128: 10, 256: 6}, 8, 64, 3, 1000, 3, 5, 45.0, 3)
 QUICK = Plan(1, dict.fromkeys(TRAIN_SIZES, 2), 2, 4, 1, 20, 1, 2, 5.0, 1)
 
 
@@ -182,42 +184,6 @@ def ratio(reference_s: float, ours_s: float) -> float:
 # --- the two sides' calls, and the stock processes that run them -------------------------------------
 
 
-def our_train_step_call(size: int, inputs: torch.Tensor, targets: torch.Tensor) -> Callable[[], object]:
-    """One ``Pix2Pix.train_step`` on fixed inputs, of a model made after ``torch.manual_seed(0)``."""
-    torch.manual_seed(0)
-    model = Pix2Pix(TrainConfig(crop_size=size, load_size=size, device="cpu"), CPU)
-    return lambda: model.train_step(inputs, targets)
-
-
-def our_inference_call(batch: torch.Tensor) -> Callable[[], None]:
-    """Our generator on ``batch`` in eval mode, under ``inference_mode``."""
-    size = batch.shape[-1]
-    torch.manual_seed(0)
-    generator = build_generator(TrainConfig(crop_size=size, load_size=size).architecture())
-    init_weights(generator)
-    generator.eval()
-
-    def call() -> None:
-        with torch.inference_mode():
-            generator(batch)
-
-    return call
-
-
-# Our side of a stock comparison starts as a stage process does: importing the stages package
-# applies pix2pix.perf.tune_process() before torch is imported. Then this file's stock_ours runs.
-OURS_PROCESS = "import json, sys, stages; sys.path.insert(0, 'benchmarks'); import run; run.stock_ours(**json.loads(sys.argv[1]))"
-
-
-def stock_ours(measure: str, size: int, repeats: int, warmup: int, result: str, batch: int = 1) -> None:
-    """Our side of a stock measurement, in the process OURS_PROCESS starts: what reference.py does for theirs."""
-    if measure == "train_step":
-        call = our_train_step_call(size, synthetic_batch(1, size), synthetic_batch(1, size))
-    else:
-        call = our_inference_call(synthetic_batch(batch, size))
-    Path(result).write_text(json.dumps({"seconds": median_seconds(call, repeats, warmup)}))
-
-
 def stock_medians(measure: str, options: dict, repeats: int, plan: Plan, ref: Reference, tmp: Path) -> tuple[dict, dict]:
     """Seconds per call of each side in processes of its own, and their peak RSS (MB), keyed ours / reference.
 
@@ -227,10 +193,11 @@ def stock_medians(measure: str, options: dict, repeats: int, plan: Plan, ref: Re
     report = tmp / "stock.json"
     common = {**options, "repeats": repeats, "warmup": plan.warmup}
     commands = {
-        "ours": [sys.executable, "-c", OURS_PROCESS, json.dumps({"measure": measure, **common, "result": str(report)})],
-        "reference": [sys.executable, str(REFERENCE_SCRIPT), measure, "--ref", str(ref.root), "--result", str(report),
-                      *(str(part) for key, value in common.items() for part in (f"--{key}", value))],
+        "ours": [sys.executable, str(OURS_SCRIPT), measure],
+        "reference": [sys.executable, str(REFERENCE_SCRIPT), measure, "--ref", str(ref.root)],
     }  # fmt: skip
+    for command in commands.values():
+        command += ["--result", str(report), *(str(part) for key, value in common.items() for part in (f"--{key}", value))]
     seconds: dict[str, list[float]] = {name: [] for name in commands}
     peak_mb: dict[str, list[float]] = {name: [] for name in commands}
     for _, name in turns(list(commands), plan.stock_rounds):
@@ -254,7 +221,7 @@ def item_train_step(size: int, plan: Plan, ref: Reference | None, tmp: Path) -> 
             "ratio_train_step": {str(size): ratio(seconds["reference"], seconds["ours"])},
         }  # fmt: skip
     inputs, targets = synthetic_batch(1, size), synthetic_batch(1, size)
-    functions = {"ours": our_train_step_call(size, inputs, targets)}
+    functions = {"ours": ours.train_step_call(size, inputs, targets)}
     if ref:
         functions["reference"] = ref.train_step_call(size, inputs, targets)
     seconds = alternating_medians(functions, plan.train_steps[size], plan.warmup)
@@ -282,7 +249,7 @@ def item_infer(plan: Plan, ref: Reference | None, tmp: Path) -> dict:
     for batch_size in INFER_BATCHES:
         key = f"b{batch_size}"
         batch = synthetic_batch(batch_size, INFER_SIZE)
-        functions = {"ours": our_inference_call(batch)}
+        functions = {"ours": ours.inference_call(batch)}
         if ref:
             functions["reference"] = ref.inference_call(batch)
         seconds = alternating_medians(functions, plan.infer_repeats, plan.warmup)
@@ -432,12 +399,55 @@ def item_data_rss(count: int, plan: Plan, ref: Reference | None, tmp: Path) -> d
     }
 
 
+QUALITY_SEEDS = (0, 1, 2)
+PARITY_STEPS = 10
+
+
+def start_from_reference_weights(ours: Pix2Pix, theirs) -> None:
+    """Copy the reference model's (initial) weights into ours: G through the import mapping, D layer by layer."""
+    mapping = layer_map(ours.generator.depth)
+    their_g = theirs.netG.state_dict()
+    ours.generator.load_state_dict({
+        key: their_g[f"{mapping[key.rsplit('.', 1)[0]]}.{key.rsplit('.', 1)[1]}"] for key in ours.generator.state_dict()
+    })  # fmt: skip
+    ours.discriminator.load_state_dict(dict(zip(ours.discriminator.state_dict(), theirs.netD.state_dict().values())))
+
+
+def item_parity(plan: Plan, ref: Reference | None, tmp: Path) -> dict:
+    """Same maths: from the same weights and batches (dropout off), the largest loss difference over
+    the first steps, ours with torch's default Adam (the reference's) and with our fused Adam."""
+    batches = [(synthetic_batch(1, 64), synthetic_batch(1, 64)) for _ in range(PARITY_STEPS)]
+    result = {"steps": PARITY_STEPS}
+    for adam in ("plain", "fused"):
+        torch.manual_seed(0)
+        theirs = ref.training_model(64)
+        for module in theirs.netG.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        ours = Pix2Pix(TrainConfig(crop_size=64, load_size=64, dropout=0.0, device="cpu"), CPU)
+        start_from_reference_weights(ours, theirs)
+        if adam == "plain":
+            for name in ("optimizer_g", "optimizer_d"):
+                network = ours.generator if name == "optimizer_g" else ours.discriminator
+                setattr(ours, name, torch.optim.Adam(network.parameters(), lr=2e-4, betas=(0.5, 0.999)))
+        difference = 0.0
+        for inputs, targets in batches:
+            losses = ours.train_step(inputs, targets)
+            ref.train_step(theirs, inputs, targets)
+            theirs_losses = {"G_GAN": theirs.loss_G_GAN, "G_L1": theirs.loss_G_L1 / 100, "D_real": theirs.loss_D_real, "D_fake": theirs.loss_D_fake}
+            difference = max(difference, *(abs(float(losses[k]) - float(theirs_losses[k].detach())) for k in losses))
+        result[f"max_loss_difference_{adam}_adam"] = difference
+    return {"parity": result}
+
+
 def item_quality(plan: Plan, ref: Reference | None, tmp: Path) -> dict:
     """Validation L1 of ours and the reference (required) after the same training seconds on 64 px synthetic facades.
 
-    Both see the same batches (our loader: resize to 72, random 64 crop, flip; labels -> photo),
-    take turns step by step until each has spent the budget, and are scored the same way
-    (test-time train mode, seed 0, L1 on 8-bit RGB in [0, 1]).
+    For each seed both start from the same weights (the reference's initialisation, copied into
+    ours), see the same batches (our loader: resize to 72, random 64 crop, flip; labels ->
+    photo), take turns step by step until each has spent the budget, and are scored the same
+    way (test-time train mode, seed 0, L1 on 8-bit RGB in [0, 1]). Only their speed and rounding
+    (and the dropout masks each draws) differ.
     """
     run_process(stage("download", "synthetic-facades", "--count", 100, "--size", 64, "--output_dir", tmp / "raw"))
     facades = tmp / "raw" / "synthetic-facades"
@@ -446,27 +456,31 @@ def item_quality(plan: Plan, ref: Reference | None, tmp: Path) -> dict:
     config = TrainConfig(direction="BtoA", load_size=72, crop_size=64, device="cpu")
     dataset = TrainingSet(list_images(tmp / "split" / "train"), config.task, config.load_size, config.crop_size)
     val_paths = list_images(tmp / "split" / "val")
-    torch.manual_seed(0)
-    ours = Pix2Pix(config, CPU)
-    torch.manual_seed(0)
-    theirs = ref.training_model(64)
-    streams = {"ours": _batches(dataset, config.seed), "reference": _batches(dataset, config.seed)}
-    steps = {
-        "ours": lambda: ours.train_step(*next(streams["ours"])),
-        "reference": lambda: ref.train_step(theirs, *next(streams["reference"])),
-    }
-    spent, done = dict.fromkeys(steps, 0.0), dict.fromkeys(steps, 0)
-    while min(spent.values()) < plan.quality_seconds:
-        for name, step in steps.items():
-            if spent[name] < plan.quality_seconds:
-                start = time.perf_counter()
-                step()
-                spent[name] += time.perf_counter() - start
-                done[name] += 1
-    generators = {"ours": ours.generator, "reference": theirs.netG}
+    runs: dict[str, dict[str, list]] = {name: {"steps": [], "val_l1": []} for name in ("ours", "reference")}
+    for seed in QUALITY_SEEDS:
+        torch.manual_seed(seed)
+        theirs = ref.training_model(64)
+        ours = Pix2Pix(config, CPU)
+        start_from_reference_weights(ours, theirs)
+        streams = {name: _batches(dataset, seed) for name in runs}
+        steps = {
+            "ours": lambda: ours.train_step(*next(streams["ours"])),
+            "reference": lambda: ref.train_step(theirs, *next(streams["reference"])),
+        }
+        spent, done = dict.fromkeys(steps, 0.0), dict.fromkeys(steps, 0)
+        while min(spent.values()) < plan.quality_seconds:
+            for name, step in steps.items():
+                if spent[name] < plan.quality_seconds:
+                    start = time.perf_counter()
+                    step()
+                    spent[name] += time.perf_counter() - start
+                    done[name] += 1
+        for name, generator in (("ours", ours.generator), ("reference", theirs.netG)):
+            runs[name]["steps"].append(done[name])
+            runs[name]["val_l1"].append(_val_l1(generator, config.task, val_paths))
     return {"quality": {
-        "seconds": plan.quality_seconds, "train_images": len(dataset), "val_images": len(val_paths),
-        **{name: {"steps": done[name], "val_l1": _val_l1(generators[name], config.task, val_paths)} for name in steps},
+        "seconds": plan.quality_seconds, "seeds": list(QUALITY_SEEDS), "train_images": len(dataset), "val_images": len(val_paths),
+        **{name: {**values, "mean_val_l1": round(statistics.mean(values["val_l1"]), 5)} for name, values in runs.items()},
     }}  # fmt: skip
 
 
@@ -497,9 +511,11 @@ ITEMS: dict[str, Callable[[Plan, Reference | None, Path], dict]] = {
     "help": item_help,
     **{f"data_rss_{count}": functools.partial(item_data_rss, count) for count in DATA_COUNTS},
     "quality": item_quality,
+    "parity": item_parity,
 }
 GROUPS = {"train_step": [f"train_step_{s}" for s in TRAIN_SIZES], "data_rss": [f"data_rss_{c}" for c in DATA_COUNTS]}
-DEFAULT_ITEMS = [name for name in ITEMS if name != "quality"]
+NEEDS_REFERENCE = ("quality", "parity")
+DEFAULT_ITEMS = [name for name in ITEMS if name not in NEEDS_REFERENCE]
 
 
 # --- driver --------------------------------------------------------------------------------------
@@ -585,8 +601,14 @@ def describe(summary: dict) -> list[tuple[str, str]]:
     if "quality" in summary:
         quality = summary["quality"]
         rows.append(("quality", "  ".join(
-            f"{name} val L1 {quality[name]['val_l1']:.4f} ({quality[name]['steps']} steps)" for name in ("ours", "reference")
-        ) + f"  in {quality['seconds']:.0f} s each"))  # fmt: skip
+            f"{name} val L1 {quality[name]['mean_val_l1']:.4f} ({'/'.join(map(str, quality[name]['steps']))} steps)"
+            for name in ("ours", "reference")
+        ) + f"  in {quality['seconds']:.0f} s each, seeds {quality['seeds']}"))
+    if "parity" in summary:
+        parity = summary["parity"]
+        rows.append(("parity", f"max loss difference over {parity['steps']} steps from the same weights: "
+                               f"{parity['max_loss_difference_plain_adam']:.1e} with torch's default Adam, "
+                               f"{parity['max_loss_difference_fused_adam']:.1e} with fused Adam"))  # fmt: skip
     return rows
 
 
@@ -613,7 +635,7 @@ def main() -> None:
     parser.add_argument("--items", default=",".join(DEFAULT_ITEMS),
                         help=f"comma-separated, from: {', '.join([*ITEMS, *GROUPS])} [default: all but quality]")  # fmt: skip
     parser.add_argument("--reference", type=Path, help="pytorch-CycleGAN-and-pix2pix checkout to compare with, side by side")
-    parser.add_argument("--quality-seconds", type=float, help="training seconds per side for the quality item [default: 60, quick 5]")
+    parser.add_argument("--quality-seconds", type=float, help="training seconds per side and seed for the quality item [default: 45, quick 5]")
     parser.add_argument("--item", choices=list(ITEMS), help=argparse.SUPPRESS)  # child mode
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -632,8 +654,8 @@ def main() -> None:
         if name not in ITEMS and name not in GROUPS:
             parser.error(f"unknown item {name!r}; choose from {', '.join([*ITEMS, *GROUPS])}")
         names += GROUPS.get(name, [name])
-    if "quality" in names and ref is None:
-        parser.error("the quality item compares with the reference: give --reference DIR")
+    if ref is None and set(names) & set(NEEDS_REFERENCE):
+        parser.error(f"the {', '.join(NEEDS_REFERENCE)} items compare with the reference: give --reference DIR")
     summary = {"meta": {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(), "cpus": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),

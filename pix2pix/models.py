@@ -45,6 +45,9 @@ class UNetGenerator(nn.Module):
 
     Encoder widths are ngf * (1, 2, 4, 8, 8, ...). Dropout follows the reference: on the
     ``depth - 5`` decoder blocks just above the innermost one (4, 8, 16 px at 256).
+    Activations work in place, as the reference's do, which saves a copy of every feature map:
+    a level's LeakyReLU rewrites the skip tensor it reads, which changes nothing, because the
+    skip only ever feeds the decoder's ReLU and ReLU(LeakyReLU(x)) = ReLU(x).
     """
 
     def __init__(
@@ -64,7 +67,7 @@ class UNetGenerator(nn.Module):
         self.encoder = nn.ModuleList()
         for level, width in enumerate(widths):
             outermost, innermost = level == 0, level == depth - 1
-            layers: list[nn.Module] = [] if outermost else [nn.LeakyReLU(0.2)]
+            layers: list[nn.Module] = [] if outermost else [nn.LeakyReLU(0.2, inplace=True)]
             layers.append(nn.Conv2d(in_channels if outermost else widths[level - 1], width, 4, 2, 1, bias=bias))
             if not (outermost or innermost):
                 layers.append(norm_layer(norm, width))
@@ -79,11 +82,11 @@ class UNetGenerator(nn.Module):
             in_width = widths[level] * (1 if innermost else 2)
             if outermost:
                 self.decoder.append(
-                    nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(in_width, out_channels, 4, 2, 1), nn.Tanh())
+                    nn.Sequential(nn.ReLU(inplace=True), nn.ConvTranspose2d(in_width, out_channels, 4, 2, 1), nn.Tanh())
                 )
                 continue
             out_width = widths[level - 1]
-            layers = [nn.ReLU(), nn.ConvTranspose2d(in_width, out_width, 4, 2, 1, bias=bias), norm_layer(norm, out_width)]
+            layers = [nn.ReLU(inplace=True), nn.ConvTranspose2d(in_width, out_width, 4, 2, 1, bias=bias), norm_layer(norm, out_width)]
             if dropout > 0 and index in dropout_blocks:
                 layers.append(nn.Dropout(dropout))
             self.decoder.append(nn.Sequential(*layers))
@@ -115,17 +118,17 @@ class PatchDiscriminator(nn.Module):
         bias = norm == "instance"
         if n_layers == 0:
             layers = [
-                nn.Conv2d(in_channels, ndf, 1), nn.LeakyReLU(0.2),
-                nn.Conv2d(ndf, ndf * 2, 1, bias=bias), norm_layer(norm, ndf * 2), nn.LeakyReLU(0.2),
+                nn.Conv2d(in_channels, ndf, 1), nn.LeakyReLU(0.2, inplace=True),
+                nn.Conv2d(ndf, ndf * 2, 1, bias=bias), norm_layer(norm, ndf * 2), nn.LeakyReLU(0.2, inplace=True),
                 nn.Conv2d(ndf * 2, 1, 1, bias=bias),
             ]  # fmt: skip
         else:
-            layers = [nn.Conv2d(in_channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2)]
+            layers = [nn.Conv2d(in_channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
             width = ndf
             for layer in range(1, n_layers + 1):
                 stride = 2 if layer < n_layers else 1
                 next_width = ndf * min(2**layer, 8)
-                layers += [nn.Conv2d(width, next_width, 4, stride, 1, bias=bias), norm_layer(norm, next_width), nn.LeakyReLU(0.2)]
+                layers += [nn.Conv2d(width, next_width, 4, stride, 1, bias=bias), norm_layer(norm, next_width), nn.LeakyReLU(0.2, inplace=True)]
                 width = next_width
             layers.append(nn.Conv2d(width, 1, 4, 1, 1))
         self.model = nn.Sequential(*layers)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import torch
 
 from pix2pix.config import TrainConfig
 from pix2pix.data import Task
