@@ -10,9 +10,9 @@ Evaluation forms (``eval_mode``):
 
 - ``eval``: batch norm with the running statistics gathered in training, no dropout. Each
   image's output is independent of the rest of the batch. The usual deployment form.
-- ``train``: batch norm normalises with the statistics of the batch being translated, as at
-  the paper's test time; dropout is left out so that the exported model is deterministic.
-  Outputs then depend on what else is in the batch; translate one image per call to match the paper.
+- ``train``: batch norm normalises each image with its own statistics, as at the paper's test
+  time (one image at a time) and as ``translate`` / ``evaluate`` do; dropout is left out so
+  that the exported model is deterministic. Each output is again independent of the batch.
 """
 
 from __future__ import annotations
@@ -37,15 +37,15 @@ ONNX_OPSET = 17
 TORCHSCRIPT_METADATA = "pix2pix.json"
 NORMALISATION = {
     "eval": "batch norm uses the running statistics from training; no dropout",
-    "train": "batch norm uses the statistics of each input batch (the paper's test time); no dropout",
+    "train": "batch norm uses each input image's own statistics (the paper's test time); no dropout",
 }
 
 
-class BatchStatisticsNorm(nn.Module):
-    """Batch norm that always uses the current batch's statistics, written as plain tensor ops.
+class PerImageStatisticsNorm(nn.Module):
+    """Batch norm that always normalises each image by its own statistics, written as plain tensor ops.
 
-    Equivalent to a ``BatchNorm2d`` in training mode minus the running-statistics update, so
-    it traces and exports the same way in any module mode.
+    Equivalent to a ``BatchNorm2d`` in training mode at batch 1 (``evaluation.PerImageBatchNorm``)
+    minus the running-statistics update, so it traces and exports the same way in any module mode.
     """
 
     def __init__(self, norm: nn.BatchNorm2d):
@@ -55,8 +55,8 @@ class BatchStatisticsNorm(nn.Module):
         self.bias = nn.Parameter(norm.bias.detach().clone().view(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(dim=(0, 2, 3), keepdim=True)
-        variance = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+        mean = x.mean(dim=(2, 3), keepdim=True)
+        variance = x.var(dim=(2, 3), unbiased=False, keepdim=True)
         return (x - mean) * torch.rsqrt(variance + self.eps) * self.weight + self.bias
 
 
@@ -69,7 +69,7 @@ def evaluation_form(generator: nn.Module, mode: str) -> nn.Module:
         for parent in list(model.modules()):
             for name, child in parent.named_children():
                 if isinstance(child, nn.BatchNorm2d):
-                    setattr(parent, name, BatchStatisticsNorm(child))
+                    setattr(parent, name, PerImageStatisticsNorm(child))
     return model.requires_grad_(False)
 
 

@@ -13,6 +13,7 @@ from torch import nn
 
 from conftest import assert_user_error, make_pairs, run_cli
 from pix2pix.config import TrainConfig
+from pix2pix.evaluation import set_eval_mode
 from pix2pix.export import TORCHSCRIPT_METADATA, export_generator
 from pix2pix.images import list_images
 from pix2pix.models import UNetGenerator, init_weights
@@ -37,8 +38,9 @@ def randomised_generator(in_channels: int, out_channels: int, depth: int) -> UNe
 
 
 def pytorch_reference(generator: nn.Module, mode: str) -> nn.Module:
-    """eval: running statistics; train: batch statistics (the exported form leaves dropout out)."""
-    reference = copy.deepcopy(generator).train(mode == "train")
+    """eval: running statistics; train: each image's own statistics (the exported form leaves dropout out)."""
+    reference = copy.deepcopy(generator)
+    set_eval_mode(reference, mode)
     for module in reference.modules():
         if isinstance(module, nn.Dropout):
             module.p = 0.0
