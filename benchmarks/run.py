@@ -4,19 +4,15 @@ Each item runs in its own child process (``run.py --item NAME``), so its peak RS
 one item's allocations cannot slow the next. Times are medians after warm-up. Nothing is
 asserted: the numbers are for people, and only numbers from one run compare well.
 
-With ``--reference DIR`` (an extracted pytorch-CycleGAN-and-pix2pix) each comparison is made
-twice, and the ratios are reference seconds / ours (> 1: ours is faster):
-
-- in process: the reference's networks and optimisation step in the same child as ours, the two
-  taking turns call by call. Both sides run under that child's settings, which are stock: it
-  never imports ``stages``, so ``pix2pix.perf.tune_process()`` is not applied (``meta.in_process``).
-  This isolates the code.
-- stock (key ``stock``): each side in processes of its own, as users run it. Ours starts like a
-  stage process (``import stages`` tunes glibc malloc and OpenMP before torch is imported), the
-  reference's is ``benchmarks/reference.py`` with stock settings. The two kinds of process take
-  turns (ours, ref, ref, ours, ...), ``stock_rounds`` rounds; each reports its own median after
-  warm-up. For evaluate, the whole ``stages.evaluate`` process against ``reference.py test``
-  (its test.py), interpreter start-up included, ``eval_runs`` rounds.
+Training steps and inference run in processes of their own, as users run them: ours
+``benchmarks/ours.py``, which tunes glibc malloc and OpenMP before importing torch as every stage
+does (``pix2pix.perf``); with ``--reference DIR`` (an extracted pytorch-CycleGAN-and-pix2pix) the
+reference's ``benchmarks/reference.py`` with stock settings, the two taking turns process by
+process (ours, ref, ref, ours, ...), ``stock_rounds`` of each. The evaluate stage is timed end to
+end, against the reference's test.py end to end. Ratios are reference seconds / ours (> 1: ours
+is faster). With a reference, the same measurements are also paired inside one child
+(``same_process``): both sides' calls take turns call by call under that child's stock settings
+(it never imports ``stages``), which isolates the code.
 
     python benchmarks/run.py [--quick] [--json] [--items train_step,infer,...] [--reference DIR]
 
@@ -67,7 +63,7 @@ CPU = torch.device("cpu")
 TRAIN_SIZES = (64, 128, 256)
 INFER_SIZE, INFER_BATCHES = 256, (1, 8)
 DATA_COUNTS = (100, 10_000)
-IN_PROCESS = "stock settings for both sides: no pix2pix.perf.tune_process() (glibc malloc and OpenMP defaults, but for meta.env)"
+SAME_PROCESS = "stock settings for both sides: no pix2pix.perf.tune_process() (glibc malloc and OpenMP defaults, but for meta.env)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,18 +180,18 @@ def ratio(reference_s: float, ours_s: float) -> float:
 # --- the two sides' calls, and the stock processes that run them -------------------------------------
 
 
-def stock_medians(measure: str, options: dict, repeats: int, plan: Plan, ref: Reference, tmp: Path) -> tuple[dict, dict]:
-    """Seconds per call of each side in processes of its own, and their peak RSS (MB), keyed ours / reference.
+def own_process_medians(measure: str, options: dict, repeats: int, plan: Plan, ref: Reference | None, tmp: Path) -> tuple[dict, dict]:
+    """Seconds per call of each side as users run it, in processes of its own, and their peak RSS (MB).
 
-    The processes take turns, ``plan.stock_rounds`` of each side; each reports its median after
-    warm-up, and the median over rounds is returned.
+    Ours is ``benchmarks/ours.py`` (tuned like a stage), the reference ``benchmarks/reference.py``
+    (stock). The processes take turns, ``plan.stock_rounds`` of each side; each reports its
+    median after warm-up, and the median over rounds is returned, keyed ours / reference.
     """
-    report = tmp / "stock.json"
+    report = tmp / "own-process.json"
     common = {**options, "repeats": repeats, "warmup": plan.warmup}
-    commands = {
-        "ours": [sys.executable, str(OURS_SCRIPT), measure],
-        "reference": [sys.executable, str(REFERENCE_SCRIPT), measure, "--ref", str(ref.root)],
-    }  # fmt: skip
+    commands = {"ours": [sys.executable, str(OURS_SCRIPT), measure]}
+    if ref:
+        commands["reference"] = [sys.executable, str(REFERENCE_SCRIPT), measure, "--ref", str(ref.root)]
     for command in commands.values():
         command += ["--result", str(report), *(str(part) for key, value in common.items() for part in (f"--{key}", value))]
     seconds: dict[str, list[float]] = {name: [] for name in commands}
@@ -207,58 +203,57 @@ def stock_medians(measure: str, options: dict, repeats: int, plan: Plan, ref: Re
             {name: round(max(values), 1) for name, values in peak_mb.items()})  # fmt: skip
 
 
+def compared(key: str, ratio_key: str, ours_value, reference_value, speedup) -> dict:
+    """The result layout of one measurement with a reference: ours at the top, theirs under ``reference``."""
+    return {key: ours_value, "reference": {key: reference_value}, ratio_key: speedup}
+
+
 # --- items (each runs in its own child process) -----------------------------------------------------
 
 
 def item_train_step(size: int, plan: Plan, ref: Reference | None, tmp: Path) -> dict:
-    """Seconds per training step, batch 1, synthetic inputs (data loading excluded); with a reference, also stock."""
-    result: dict = {}
-    if ref:  # first, while this process holds no networks
-        seconds, peak_mb = stock_medians("train_step", {"size": size}, plan.train_steps[size], plan, ref, tmp)
-        result["stock"] = {
-            **{side: {"train_step_s": {str(size): seconds[side]}, "peak_rss_mb": {f"train_step_{size}": peak_mb[side]}}
-               for side in seconds},
-            "ratio_train_step": {str(size): ratio(seconds["reference"], seconds["ours"])},
-        }  # fmt: skip
-    inputs, targets = synthetic_batch(1, size), synthetic_batch(1, size)
-    functions = {"ours": ours.train_step_call(size, inputs, targets)}
+    """Seconds per training step, batch 1, synthetic inputs (data loading excluded).
+
+    Each side in processes of its own; with a reference, also both in this process, paired.
+    """
+    key, item = str(size), f"train_step_{size}"
+    seconds, peak_mb = own_process_medians("train_step", {"size": size}, plan.train_steps[size], plan, ref, tmp)
+    result = {"train_step_s": {key: seconds["ours"]}, "peak_rss_mb": {item: peak_mb["ours"]}}
     if ref:
-        functions["reference"] = ref.train_step_call(size, inputs, targets)
-    seconds = alternating_medians(functions, plan.train_steps[size], plan.warmup)
-    result["train_step_s"] = {str(size): seconds["ours"]}
-    if ref:
-        result["reference"] = {"train_step_s": {str(size): seconds["reference"]}}
-        result["ratio_train_step"] = {str(size): ratio(seconds["reference"], seconds["ours"])}
+        _merge(result, {"reference": {"train_step_s": {key: seconds["reference"]}, "peak_rss_mb": {item: peak_mb["reference"]}},
+                        "ratio_train_step": {key: ratio(seconds["reference"], seconds["ours"])}})  # fmt: skip
+        inputs, targets = synthetic_batch(1, size), synthetic_batch(1, size)
+        functions = {"ours": ours.train_step_call(size, inputs, targets), "reference": ref.train_step_call(size, inputs, targets)}
+        same = alternating_medians(functions, plan.train_steps[size], plan.warmup)
+        result["same_process"] = compared("train_step_s", "ratio_train_step", {key: same["ours"]}, {key: same["reference"]},
+                                          {key: ratio(same["reference"], same["ours"])})  # fmt: skip
     return result
 
 
 def item_infer(plan: Plan, ref: Reference | None, tmp: Path) -> dict:
-    """Generator images/s in eval mode: ours under inference_mode, the reference's as test.py --eval (no_grad)."""
-    result: dict = {}
-    size = str(INFER_SIZE)
-    if ref:  # first, while this process holds no networks
-        for batch_size in INFER_BATCHES:
-            key = f"b{batch_size}"
-            options = {"size": INFER_SIZE, "batch": batch_size}
-            seconds, peak_mb = stock_medians("infer", options, plan.infer_repeats, plan, ref, tmp)
-            _merge(result, {"stock": {
-                **{side: {"infer_img_s": {size: {key: batch_size / seconds[side]}},
-                          "peak_rss_mb": {f"infer_{size}_{key}": peak_mb[side]}} for side in seconds},
-                "ratio_infer": {size: {key: ratio(seconds["reference"], seconds["ours"])}},
-            }})  # fmt: skip
+    """Generator images/s in eval mode: ours under inference_mode, the reference's as test.py --eval (no_grad).
+
+    Each side in processes of its own; with a reference, also both in this process, paired.
+    """
+    size, result = str(INFER_SIZE), {}
     for batch_size in INFER_BATCHES:
-        key = f"b{batch_size}"
-        batch = synthetic_batch(batch_size, INFER_SIZE)
-        functions = {"ours": ours.inference_call(batch)}
-        if ref:
-            functions["reference"] = ref.inference_call(batch)
-        seconds = alternating_medians(functions, plan.infer_repeats, plan.warmup)
-        _merge(result, {"infer_img_s": {size: {key: batch_size / seconds["ours"]}}})
+        key, item = f"b{batch_size}", f"infer_{INFER_SIZE}_b{batch_size}"
+        options = {"size": INFER_SIZE, "batch": batch_size}
+        seconds, peak_mb = own_process_medians("infer", options, plan.infer_repeats, plan, ref, tmp)
+        _merge(result, {"infer_img_s": {size: {key: batch_size / seconds["ours"]}}, "peak_rss_mb": {item: peak_mb["ours"]}})
         if ref:
             _merge(result, {
-                "reference": {"infer_img_s": {size: {key: batch_size / seconds["reference"]}}},
+                "reference": {"infer_img_s": {size: {key: batch_size / seconds["reference"]}}, "peak_rss_mb": {item: peak_mb["reference"]}},
                 "ratio_infer": {size: {key: ratio(seconds["reference"], seconds["ours"])}},
             })  # fmt: skip
+            batch = synthetic_batch(batch_size, INFER_SIZE)
+            same = alternating_medians({"ours": ours.inference_call(batch), "reference": ref.inference_call(batch)},
+                                       plan.infer_repeats, plan.warmup)  # fmt: skip
+            _merge(result, {"same_process": compared(
+                "infer_img_s", "ratio_infer", {size: {key: batch_size / same["ours"]}},
+                {size: {key: batch_size / same["reference"]}}, {size: {key: ratio(same["reference"], same["ours"])}},
+            )})  # fmt: skip
+    result["peak_rss_mb"]["infer"] = max(result["peak_rss_mb"].values())  # ours, not this harness
     return result
 
 
@@ -299,25 +294,21 @@ def item_evaluate(plan: Plan, ref: Reference | None, tmp: Path) -> dict:
     for _, name in turns(list(commands), plan.eval_runs):
         runs[name].append(run_process(commands[name]))
     seconds = {name: statistics.median(run.seconds for run in done) for name, done in runs.items()}
-    peak_mb = {name: max(run.rss_mb for run in done) for name, done in runs.items()}
+    peak_mb = {name: round(max(run.rss_mb for run in done), 1) for name, done in runs.items()}
     result = {"evaluate_img_s": plan.eval_images / seconds["ours"], "peak_rss_mb": {"evaluate": peak_mb["ours"]}}
     if ref:
-        result["stock"] = {
-            **{side: {"evaluate_img_s": plan.eval_images / seconds[side], "peak_rss_mb": {"evaluate": round(peak_mb[side], 1)}}
-               for side in runs},
-            "ratio_evaluate": ratio(seconds["reference"], seconds["ours"]),
-        }  # fmt: skip
+        _merge(result, {"reference": {"evaluate_img_s": plan.eval_images / seconds["reference"], "peak_rss_mb": {"evaluate": peak_mb["reference"]}},
+                        "ratio_evaluate": ratio(seconds["reference"], seconds["ours"])})  # fmt: skip
         paths = list_images(pairs)
-        ours, _ = generator_from_checkpoint(generator_path)
+        generator, _ = generator_from_checkpoint(generator_path)
         (tmp / "ref").mkdir()
         loops = {
-            "ours": lambda: evaluate(ours, Task(), paths, tmp / "inprocess"),
+            "ours": lambda: evaluate(generator, Task(), paths, tmp / "inprocess"),
             "reference": lambda: ref.test_images(theirs, paths, tmp / "ref"),
         }
-        seconds = alternating_medians(loops, plan.eval_runs, 1)
-        result["evaluate_inprocess_img_s"] = len(paths) / seconds["ours"]
-        result["reference"] = {"evaluate_img_s": len(paths) / seconds["reference"]}
-        result["ratio_evaluate"] = ratio(seconds["reference"], seconds["ours"])
+        same = alternating_medians(loops, plan.eval_runs, 1)
+        result["same_process"] = compared("evaluate_img_s", "ratio_evaluate", len(paths) / same["ours"],
+                                          len(paths) / same["reference"], ratio(same["reference"], same["ours"]))  # fmt: skip
     return result
 
 
@@ -566,7 +557,7 @@ def _get(node, *path: str):
 
 def describe(summary: dict) -> list[tuple[str, str]]:
     """(item, result) rows for the table, from the JSON summary."""
-    ref, stock, rows = summary.get("reference", {}), summary.get("stock", {}), []
+    ref, same, rows = summary.get("reference", {}), summary.get("same_process", {}), []
 
     def add(label: str, ours: float | None, unit: str, theirs: float | None, speedup: float | None, where: str) -> None:
         if ours is not None:
@@ -574,10 +565,10 @@ def describe(summary: dict) -> list[tuple[str, str]]:
             rows.append((label, f"{ours:.3g} {unit}{versus}"))
 
     def add_pair(label: str, unit: str, key: str, ratio_key: str, *path: str) -> None:
-        """The in-process row, then the stock one."""
-        add(label, _get(summary, key, *path), unit, _get(ref, key, *path), _get(summary, ratio_key, *path), "same process")
-        add(f"{label} stock", _get(stock, "ours", key, *path), unit,
-            _get(stock, "reference", key, *path), _get(stock, ratio_key, *path), "own stock process")  # fmt: skip
+        """The own-process row, then the same-process one."""
+        add(label, _get(summary, key, *path), unit, _get(ref, key, *path), _get(summary, ratio_key, *path), "own process")
+        add(f"{label} same process", _get(same, key, *path), unit,
+            _get(same, "reference", key, *path), _get(same, ratio_key, *path), "same process")  # fmt: skip
 
     for size in summary.get("train_step_s", {}):
         add_pair(f"train_step_{size}", "s/step", "train_step_s", "ratio_train_step", size)
@@ -585,9 +576,9 @@ def describe(summary: dict) -> list[tuple[str, str]]:
         for batch in batches:
             add_pair(f"infer {size} {batch}", "img/s", "infer_img_s", "ratio_infer", size, batch)
     add("evaluate", summary.get("evaluate_img_s"), "img/s (stage, end to end)",
-        _get(stock, "reference", "evaluate_img_s"), stock.get("ratio_evaluate"), "test.py, own stock process")  # fmt: skip
-    add("evaluate in-process", summary.get("evaluate_inprocess_img_s"), "img/s",
-        ref.get("evaluate_img_s"), summary.get("ratio_evaluate"), "same process")  # fmt: skip
+        ref.get("evaluate_img_s"), summary.get("ratio_evaluate"), "its test.py, end to end")  # fmt: skip
+    add("evaluate same process", same.get("evaluate_img_s"), "img/s (the loops alone)",
+        _get(same, "reference", "evaluate_img_s"), same.get("ratio_evaluate"), "same process")  # fmt: skip
     for name, rate in summary.get("prep_img_s", {}).items():
         plain, same_encoder = summary["prep_baseline_img_s"][name], summary["prep_baseline_same_encoder_img_s"][name]
         text = (f"{rate:.1f} img/s (plain PIL loop {plain:.1f}: stage {summary['prep_ratio'][name]:.2f}x as fast; "
@@ -616,16 +607,22 @@ def print_table(summary: dict, file) -> None:
     meta = summary["meta"]
     print(f"{meta['date']}  {meta['machine']}, {meta['cpus']} CPUs, torch {meta['torch']}, {meta['threads']} threads"
           + ("  (quick)" if meta["quick"] else ""), file=file)  # fmt: skip
-    print(f"in-process items: {meta['in_process']}", file=file)
-    if "stock" in summary:
-        print("stock rows: each side in processes of its own (ours tuned as a stage process, the reference stock)", file=file)
+    print("rows: each side in processes of its own (ours tuned as a stage process, the reference stock)", file=file)
+    if "same_process" in summary:
+        print(f"'same process' rows: both in one process, {meta['same_process']}", file=file)
     rows = describe(summary)
     width = max(len(item) for item, _ in rows) if rows else 0
     for item, text in rows:
         print(f"{item:<{width}}  {text}", file=file)
     print("\nitem             peak RSS  foreign load  item wall", file=file)
+    for name, seconds in summary["item_s"].items():
+        rss = summary["peak_rss_mb"][name]
+        print(f"{name:<16} {rss:>6.0f} MB {summary['foreign_load'][name]:>12.0%} {seconds:>9.0f} s", file=file)
+    theirs = summary.get("reference", {}).get("peak_rss_mb", {})
     for name, rss in summary["peak_rss_mb"].items():
-        print(f"{name:<16} {rss:>6.0f} MB {summary['foreign_load'][name]:>12.0%} {summary['item_s'][name]:>9.0f} s", file=file)
+        if name not in summary["item_s"] or name in theirs:
+            versus = f"  (reference {theirs[name]:.0f} MB)" if name in theirs else ""
+            print(f"peak RSS {name}: ours {rss:.0f} MB{versus}", file=file)
 
 
 def main() -> None:
@@ -661,7 +658,7 @@ def main() -> None:
         "machine": machine(), "cpus": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
         "python": platform.python_version(), "pillow": Image.__version__, "quick": args.quick,
         "reference": str(args.reference) if args.reference else None, "plan": dataclasses.asdict(plan),
-        "in_process": IN_PROCESS,
+        "same_process": SAME_PROCESS,
         "env": {key: value for key, value in os.environ.items() if key.startswith(("OMP_", "MKL_", "MALLOC_", "LD_PRELOAD"))},
     }}  # fmt: skip
     for index, name in enumerate(names, start=1):
