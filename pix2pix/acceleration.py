@@ -66,6 +66,10 @@ class Acceleration:
         """The module to call: compiled by torch.compile when asked for, else the module itself."""
         return torch.compile(module) if self.compile else module
 
+    def for_inference(self, module: nn.Module) -> nn.Module:
+        """A generator ready to translate: on the device, in the memory format, compiled when asked."""
+        return self.compiled(self.prepare(module))
+
     def to_device(self, batch: torch.Tensor) -> torch.Tensor:
         """A CPU batch on the device: through pinned memory and an asynchronous copy on CUDA."""
         if self.device.type == "cuda":

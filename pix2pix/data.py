@@ -126,15 +126,16 @@ class TrainingSet:
             self._decode(paths, self.pixels, progress)
             return
         cache = Path(cache_dir) / f"pairs-{cache_key(paths, task, load_size)}.npy"
-        if not _valid_cache(cache, shape):
+        self.pixels = _mapped_cache(cache, shape)
+        if self.pixels is None:
             with atomic_file(cache, suffix=".npy") as tmp:
                 pixels = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
                 self._decode(paths, pixels, progress)
                 pixels.flush()
                 del pixels
+            self.pixels = np.load(cache, mmap_mode="r")
         elif progress:
             progress(len(paths))
-        self.pixels = np.load(cache, mmap_mode="r")
 
     def _decode(self, paths: Sequence[Path], pixels: np.ndarray, progress: Callable[[int], None] | None) -> None:
         for index, path in enumerate(paths):
@@ -172,7 +173,6 @@ class TrainingSet:
             targets.append(network_target)
         return torch.stack(inputs), torch.stack(targets)
 
-
     def fixed_batch(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The first ``count`` items, centre-cropped and unflipped: the same samples every time."""
         count = min(count, len(self))
@@ -190,13 +190,13 @@ def cache_key(paths: Sequence[Path], task: Task, load_size: int) -> str:
     return digest.hexdigest()[:32]
 
 
-def _valid_cache(path: Path, shape: tuple[int, ...]) -> bool:
-    """A cache file that exists and holds an array of the expected shape (anything else is rebuilt)."""
+def _mapped_cache(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The cache file mapped, if it exists and holds a uint8 array of the expected shape; else None (rebuild it)."""
     try:
         array = np.load(path, mmap_mode="r")
     except (OSError, ValueError):
-        return False
-    return array.shape == shape and array.dtype == np.uint8
+        return None
+    return array if array.shape == shape and array.dtype == np.uint8 else None
 
 
 @dataclass

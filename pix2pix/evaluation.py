@@ -22,6 +22,7 @@ from .acceleration import Acceleration
 from .data import Task, load_eval_pair
 from .files import atomic_write_text
 from .images import save_image
+from .models import replace_batch_norms
 
 EVAL_MODES = ("train", "eval")
 
@@ -59,17 +60,16 @@ class PerImageBatchNorm(nn.BatchNorm2d):
             return super().forward(x)
         return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
 
-
-def use_per_image_statistics(module: nn.Module) -> None:
-    """Swap every ``BatchNorm2d`` inside ``module`` for a ``PerImageBatchNorm`` with the same state."""
-    for parent in list(module.modules()):
-        for name, child in parent.named_children():
-            if type(child) is nn.BatchNorm2d:
-                state = child.state_dict()
-                device = next(iter(state.values())).device if state else None
-                per_image = PerImageBatchNorm(child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats, device=device)
-                per_image.load_state_dict(state)
-                setattr(parent, name, per_image)
+    @classmethod
+    def like(cls, norm: nn.BatchNorm2d) -> PerImageBatchNorm:
+        """``norm`` itself if it already is one, else a ``PerImageBatchNorm`` with its settings and state."""
+        if isinstance(norm, cls):
+            return norm
+        state = norm.state_dict()
+        device = next(iter(state.values())).device if state else None
+        per_image = cls(norm.num_features, norm.eps, norm.momentum, norm.affine, norm.track_running_stats, device=device)
+        per_image.load_state_dict(state)
+        return per_image
 
 
 def set_eval_mode(generator: nn.Module, mode: str) -> None:
@@ -77,7 +77,7 @@ def set_eval_mode(generator: nn.Module, mode: str) -> None:
     if mode not in EVAL_MODES:
         raise ValueError(f"eval mode {mode!r}: expected train or eval")
     if mode == "train":
-        use_per_image_statistics(generator)
+        replace_batch_norms(generator, PerImageBatchNorm.like)
     generator.train(mode == "train")
 
 
@@ -107,7 +107,7 @@ def evaluate(
     images_dir.mkdir(parents=True, exist_ok=True)
     set_eval_mode(generator, eval_mode)
     accel = acceleration or Acceleration(next(generator.parameters()).device)
-    network = accel.compiled(accel.prepare(generator))
+    network = accel.for_inference(generator)
     torch.manual_seed(seed)  # dropout at test time (train mode) is then reproducible
 
     def finish(name: str, input_rgb: np.ndarray, output_rgb: np.ndarray, target_rgb: np.ndarray) -> dict:

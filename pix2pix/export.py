@@ -30,6 +30,7 @@ from . import checkpoint as ckpt
 from .data import Task
 from .errors import UserError
 from .files import atomic_write_bytes
+from .models import replace_batch_norms
 
 FORMATS = ("onnx", "torchscript")
 EXPORT_MODES = ("eval", "train")
@@ -66,10 +67,7 @@ def evaluation_form(generator: nn.Module, mode: str) -> nn.Module:
         raise UserError(f"export mode {mode!r}: expected eval or train")
     model = copy.deepcopy(generator).cpu().eval()
     if mode == "train":
-        for parent in list(model.modules()):
-            for name, child in parent.named_children():
-                if isinstance(child, nn.BatchNorm2d):
-                    setattr(parent, name, PerImageStatisticsNorm(child))
+        replace_batch_norms(model, PerImageStatisticsNorm)
     return model.requires_grad_(False)
 
 

@@ -8,6 +8,7 @@ parameter counts match the reference: 54,413,955 for G (256 px, ngf 64, batch no
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -151,6 +152,14 @@ def init_weights(module: nn.Module, gain: float = 0.02) -> None:
         elif isinstance(layer, nn.BatchNorm2d):
             nn.init.normal_(layer.weight, 1.0, gain)
             nn.init.zeros_(layer.bias)
+
+
+def replace_batch_norms(module: nn.Module, replacement: Callable[[nn.BatchNorm2d], nn.Module]) -> None:
+    """Swap every ``BatchNorm2d`` inside ``module`` (subclasses included) for ``replacement(it)``, in place."""
+    for parent in list(module.modules()):
+        for name, child in parent.named_children():
+            if isinstance(child, nn.BatchNorm2d):
+                setattr(parent, name, replacement(child))
 
 
 def count_parameters(module: nn.Module) -> int:
