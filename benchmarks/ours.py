@@ -14,7 +14,6 @@ Imported (by run.py), nothing is tuned: torch and the library are imported insid
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -56,25 +55,16 @@ def main() -> None:
     from pix2pix.perf import tune_process
 
     tune_process()  # before torch, as `import stages` does in every stage
-    from reference import median_seconds, synthetic_batch  # numpy, PIL and torch: nothing of the reference
+    from reference import time_and_report  # numpy, PIL and torch: nothing of the reference
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("measure", choices=["train_step", "infer"])
+    parser.add_argument("command", choices=["train_step", "infer"])
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--result", type=Path, help="write the JSON here instead of stdout")
-    args = parser.parse_args()
-    if args.measure == "train_step":
-        call = train_step_call(args.size, synthetic_batch(1, args.size), synthetic_batch(1, args.size))
-    else:
-        call = inference_call(synthetic_batch(args.batch, args.size))
-    report = json.dumps({"seconds": median_seconds(call, args.repeats, args.warmup)})
-    if args.result:
-        args.result.write_text(report)
-    else:
-        print(report)
+    time_and_report(parser.parse_args(), train_step_call, inference_call)
 
 
 if __name__ == "__main__":

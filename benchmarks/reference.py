@@ -207,11 +207,16 @@ def main() -> None:
         paths = sorted(path for path in args.input_dir.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
         ref.test_images(ref.test_model(args.checkpoint, args.size), paths, args.results_dir, args.size)
         return
+    time_and_report(args, ref.train_step_call, ref.inference_call)
+
+
+def time_and_report(args: argparse.Namespace, train_step_call: Callable, inference_call: Callable) -> None:
+    """Time what ``args.command`` names with one side's call builders (this file's or ours.py's);
+    print {"seconds": median} or write it to ``args.result``."""
     if args.command == "train_step":
-        inputs, targets = synthetic_batch(1, args.size), synthetic_batch(1, args.size)
-        call = ref.train_step_call(args.size, inputs, targets)
+        call = train_step_call(args.size, synthetic_batch(1, args.size), synthetic_batch(1, args.size))
     else:
-        call = ref.inference_call(synthetic_batch(args.batch, args.size))
+        call = inference_call(synthetic_batch(args.batch, args.size))
     report = json.dumps({"seconds": median_seconds(call, args.repeats, args.warmup)})
     if args.result:
         args.result.write_text(report)
