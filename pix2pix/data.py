@@ -128,11 +128,14 @@ class TrainingSet:
         cache = Path(cache_dir) / f"pairs-{cache_key(paths, task, load_size)}.npy"
         self.pixels = _mapped_cache(cache, shape)
         if self.pixels is None:
-            with atomic_file(cache, suffix=".npy") as tmp:
-                pixels = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-                self._decode(paths, pixels, progress)
-                pixels.flush()
-                del pixels
+            try:
+                with atomic_file(cache, suffix=".npy") as tmp:
+                    pixels = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+                    self._decode(paths, pixels, progress)
+                    pixels.flush()
+                    del pixels
+            except OSError as exc:
+                raise UserError(f"{cache_dir}: cannot write the image cache there ({exc.strerror or exc})") from None
             self.pixels = np.load(cache, mmap_mode="r")
         elif progress:
             progress(len(paths))

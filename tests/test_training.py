@@ -214,3 +214,12 @@ def test_training_from_the_cache_gives_the_same_weights(tmp_path, pairs):
     train(config, paths, tmp_path / "mapped", cache_dir=tmp_path / "cache")
     runs = [ckpt.load(tmp_path / name / ckpt.GENERATOR_NAME)["generator"] for name in ("memory", "mapped")]
     assert same_weights(*runs)
+
+
+def test_unwritable_cache_dir_is_one_line_exit_2(tmp_path, pairs):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    out = tmp_path / "run"
+    result = run_cli("stages.train", "--input_dir", str(pairs), "--output_dir", str(out), *TINY, "--max_steps", "1", "--cache_dir", str(blocker / "cache"))
+    assert_user_error(result, "not-a-folder", "image cache")
+    assert not out.exists()
