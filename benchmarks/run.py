@@ -325,15 +325,15 @@ def item_prep(plan: Plan, ref: Reference | None, tmp: Path) -> dict:
     prep.make_jpegs(b_dir, plan.prep_images, 1)
     cases = {
         "resize": (stage("resize", "--input_dir", a_dir, "--output_dir", out, "--size", prep.TARGET),
-                   lambda png: prep.plain_resize(a_dir, out, png)),
+                   lambda save: prep.plain_resize(a_dir, out, save)),
         "combine": (stage("combine", "--a_dir", a_dir, "--b_dir", b_dir, "--output_dir", out),
-                    lambda png: prep.plain_combine(a_dir, b_dir, out, png)),
+                    lambda save: prep.plain_combine(a_dir, b_dir, out, save)),
     }  # fmt: skip
     key_suffixes = {"default": "", "same_encoder": "_same_encoder"}  # per prep.PLAIN_LOOPS
     result: dict = {}
     stage_rss = []
     for name, (command, plain) in cases.items():
-        loops = {loop: functools.partial(plain, png) for loop, png in prep.PLAIN_LOOPS.items()}
+        loops = {loop: functools.partial(plain, save) for loop, save in prep.PLAIN_LOOPS.items()}
         seconds = alternating_medians(
             {"stage": lambda command=command: stage_rss.append(run_process(command).rss_mb), **loops},
             plan.prep_runs, 0, before=lambda: shutil.rmtree(out, ignore_errors=True),

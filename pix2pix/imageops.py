@@ -8,7 +8,6 @@ interrupted run never leaves half a dataset behind.
 from __future__ import annotations
 
 import functools
-import io
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -21,12 +20,11 @@ from PIL import Image
 
 from .errors import UserError
 from .files import atomic_directory, atomic_write_text, check_output_separate
-from .images import IMAGE_SUFFIXES, list_images, open_rgb
+from .images import IMAGE_SUFFIXES, encode_image, list_images, open_rgb
 
-# name -> (PIL format, file suffix, save options). PNG level 1: about 2.5x faster than PIL's
-# default level 6 on photos, for files some 10-15 % larger.
+# name -> (PIL format, file suffix, save options)
 FORMATS: dict[str, tuple[str, str, dict]] = {
-    "png": ("PNG", ".png", {"compress_level": 1}),
+    "png": ("PNG", ".png", {}),  # by images.encode_png
     "jpg": ("JPEG", ".jpg", {"quality": 95}),
     "webp": ("WEBP", ".webp", {"lossless": True}),
     "bmp": ("BMP", ".bmp", {}),
@@ -42,8 +40,10 @@ SKIPPED_LIST = "skipped.txt"
 def resize(image: Image.Image, size: int = 256, pad: bool = False) -> Image.Image:
     """Centre-crop (or, with ``pad``, centre-pad with black) to a square, then scale to ``size``.
 
-    Downscaling averages areas (PIL BOX, like the reference's AREA resize) so thin lines do not
-    alias; upscaling is bicubic.
+    Downscaling averages areas (like the reference's AREA resize) so thin lines do not alias;
+    upscaling is bicubic. Whole-number factors use PIL's ``reduce``: 4x faster than its BOX
+    resize, and at factors 2 and 4 the exactly rounded block mean, where BOX is one level off
+    in a third of the pixels.
     """
     if size < 1:
         raise UserError(f"size must be at least 1 pixel, got {size}")
@@ -59,6 +59,8 @@ def resize(image: Image.Image, size: int = 256, pad: bool = False) -> Image.Imag
             left, top = (width - side) // 2, (height - side) // 2
             image = image.crop((left, top, left + side, top + side))
     side = image.size[0]
+    if side > size and side % size == 0:
+        return image.reduce(side // size)
     if side > size:
         return image.resize((size, size), Image.Resampling.BOX)
     if side < size:
@@ -88,7 +90,7 @@ def combine(a: Image.Image, b: Image.Image) -> Image.Image:
     """Put A on the left and B on the right: the one-image pair format every pix2pix reads."""
     if a.size != b.size:
         raise UserError(f"differing sizes ({a.size[0]}x{a.size[1]} and {b.size[0]}x{b.size[1]})")
-    pair = Image.new("RGB", (a.size[0] * 2, a.size[1]))
+    pair = Image.new("RGB", (a.size[0] * 2, a.size[1]), color=None)  # not cleared: both halves are pasted
     pair.paste(a, (0, 0))
     pair.paste(b, (a.size[0], 0))
     return pair
@@ -243,7 +245,5 @@ def _run_job(operation: Callable[..., Image.Image], staging: Path, format: str, 
     except UserError as exc:
         return str(exc)
     pil_format, suffix, options = FORMATS[format]
-    buffer = io.BytesIO()
-    output.save(buffer, format=pil_format, **options)
-    (staging / f"{job.name}{suffix}").write_bytes(buffer.getvalue())
+    (staging / f"{job.name}{suffix}").write_bytes(encode_image(output, pil_format, **options))
     return None

@@ -8,7 +8,6 @@ scikit-learn. Crops are named after their photo (``astronaut_003.png``) so that
 from __future__ import annotations
 
 import importlib.util
-import io
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from PIL import Image
 
 from .errors import UserError
 from .files import atomic_directory
-from .images import open_rgb
+from .images import encode_png, open_rgb
 
 DATASET = "sample-photos"
 
@@ -82,9 +81,7 @@ def write_sample_photos(
         for index in range(count):
             stem, photo, region = photos[index % len(photos)]
             crop = random_crop(photo, np.random.default_rng([seed, index]), size, region)
-            buffer = io.BytesIO()
-            crop.save(buffer, format="PNG", compress_level=1)
-            (staging / f"{stem}_{index // len(photos):03d}.png").write_bytes(buffer.getvalue())
+            (staging / f"{stem}_{index // len(photos):03d}.png").write_bytes(encode_png(crop))
             if progress:
                 progress(index + 1, count)
     return target

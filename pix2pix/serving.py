@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .errors import UserError
-from .images import to_rgb8
+from .images import encode_png, to_rgb8
 from .inference import Translator
 
 ACCEPTED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "BMP": "image/bmp", "GIF": "image/gif", "TIFF": "image/tiff"}
@@ -106,9 +106,7 @@ class DemoModel:
         rgb = decode_upload(data, self.limits)
         with self._lock:
             output = self.translator.translate([rgb])[0]
-        buffer = io.BytesIO()
-        Image.fromarray(output).save(buffer, format="PNG")
-        return buffer.getvalue()
+        return encode_png(output)
 
 
 class DemoHandler(BaseHTTPRequestHandler):

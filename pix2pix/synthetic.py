@@ -8,7 +8,6 @@ model has something real to learn. Image ``i`` depends only on ``(seed, i)``.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from PIL import Image
 
 from .errors import UserError
 from .files import atomic_directory
+from .images import encode_png
 
 DATASET = "synthetic-facades"
 
@@ -308,9 +308,7 @@ def write_synthetic_facades(
             label, photo = facade_pair(seed, index, size)
             name = f"cmp_{index + 1:04d}.png"
             for image, folder in ((label, "labels"), (photo, "photos")):
-                buffer = io.BytesIO()
-                image.save(buffer, format="PNG", compress_level=1)  # noise makes level 6 3x slower for 10% less
-                (staging / folder / name).write_bytes(buffer.getvalue())
+                (staging / folder / name).write_bytes(encode_png(image))
             if progress:
                 progress(index + 1, count)
     return target

@@ -4,6 +4,7 @@ and every kind of bad input ending in one clear line with nothing half-written."
 from __future__ import annotations
 
 import functools
+import io
 import os
 import stat
 import struct
@@ -15,7 +16,7 @@ import pytest
 from PIL import Image
 
 from conftest import assert_user_error, run_cli
-from pix2pix import imageops
+from pix2pix import imageops, images
 from pix2pix.errors import UserError
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
@@ -49,6 +50,44 @@ def leftovers(folder: Path) -> list[str]:
     return [p.name for p in folder.iterdir() if p.name.endswith((".tmp", ".old"))]
 
 
+# --- the PNG encoder -----------------------------------------------------------------------------
+
+
+def png_filters(data: bytes) -> set[int]:
+    """The filter number each row of a PNG written by encode_png starts with."""
+    with Image.open(io.BytesIO(data)) as image:
+        width, height, bands = image.width, image.height, len(image.getbands())
+    raw = zlib.decompress(data[data.index(b"IDAT") + 4 : data.index(b"IEND") - 8])
+    return {raw[row * (width * bands + 1)] for row in range(height)}
+
+
+@pytest.mark.parametrize("shape", [(37, 53, 3), (16, 16, 4), (29, 31), (1, 1, 3), (5, 1)])
+def test_png_encoder_is_lossless_for_gray_rgb_and_rgba(shape):
+    rng = np.random.default_rng(len(shape) * 100 + shape[0])
+    noise = rng.integers(0, 256, shape, dtype=np.uint8)
+    ramp = np.broadcast_to(np.arange(shape[1], dtype=np.uint8).reshape((1, -1) + (1,) * (len(shape) - 2)), shape)
+    for pixels_in in (noise, np.ascontiguousarray(ramp), np.ascontiguousarray(np.swapaxes(noise, 0, 1))):
+        data = images.encode_png(pixels_in)
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            assert image.format == "PNG" and image.mode == {2: "L", 3: "RGB", 4: "RGBA"}[len(shape) if len(shape) == 2 else shape[2]]
+            assert np.array_equal(np.asarray(image), pixels_in)
+    assert images.encode_png(Image.fromarray(noise)) == images.encode_png(noise)
+
+
+def test_png_encoder_picks_sub_for_horizontal_and_up_for_vertical_change():
+    steps = np.arange(0, 256, 4, dtype=np.uint8)  # each pixel 4 more than its left one ...
+    across = steps[None, :] + (np.arange(64, dtype=np.uint8) * 100)[:, None]  # ... each row 100 more than the last
+    assert png_filters(images.encode_png(across)) == {1}
+    assert png_filters(images.encode_png(np.ascontiguousarray(across.T))) == {2}
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4, 4, 2), np.uint8), np.zeros((4, 4), np.float32), np.zeros((0, 4, 3), np.uint8)])
+def test_png_encoder_refuses_what_png_cannot_hold_as_8_bit(bad):
+    with pytest.raises(ValueError, match="8-bit gray, RGB or RGBA"):
+        images.encode_png(bad)
+
+
 # --- geometry of each operation ------------------------------------------------------------------
 
 
@@ -77,6 +116,16 @@ def test_resize_averages_areas_when_shrinking_and_enlarges_bicubic():
     assert big.size == (40, 40) and (np.asarray(big) == BLUE).all()
     same = Image.new("RGB", (20, 20))
     assert imageops.resize(same, size=20) is same
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+def test_resize_by_a_whole_factor_is_the_exactly_rounded_block_mean(factor):
+    photo = np.random.default_rng(0).integers(0, 256, (32 * factor, 32 * factor, 3), dtype=np.uint8)
+    blocks = photo.astype(np.float64).reshape(32, factor, 32, factor, 3).mean(axis=(1, 3))
+    small = np.asarray(imageops.resize(Image.fromarray(photo), size=32))
+    assert np.array_equal(small, np.floor(blocks + 0.5).astype(np.uint8))
+    odd = np.asarray(imageops.resize(Image.fromarray(photo[:90, :90]), size=32))  # 90/32: BOX weights
+    assert odd.shape == (32, 32, 3) and abs(odd.astype(float).mean() - photo[:90, :90].mean()) < 1
 
 
 @pytest.mark.parametrize(("size", "side", "offset"), [(256, 76, 90), (64, 19, 22), (33, 9, 12)])
