@@ -96,8 +96,8 @@ def test_full_repro_builds_every_output(clone):
     assert (clone / "dvc.lock").is_file()
     assert "up to date" in dvc("status", cwd=clone).stdout
 
-    shown = json.loads(dvc("metrics", "show", "--json", cwd=clone).stdout)
-    assert json.dumps(shown).count("ssim") >= len(EXPERIMENTS)
+    shown = json.dumps(json.loads(dvc("metrics", "show", "--json", cwd=clone).stdout))
+    assert shown.count("ssim") >= len(EXPERIMENTS) and "error" not in shown
     plots = json.loads(dvc("plots", "show", "--json", cwd=clone).stdout)
     assert any("G_L1" in json.dumps(value) for value in plots["data"].values())
 
@@ -162,8 +162,8 @@ def test_invalid_params_are_one_line_naming_the_key(tmp_path, edit, fragment):
     assert_user_error(result, fragment)
 
 
-def test_report_index_lists_every_experiment_of_params():
-    """The index stage names experiments explicitly: keep it in step with params.yaml."""
+def test_report_index_plots_and_metrics_list_every_experiment_of_params():
+    """The index stage, plots and metrics name experiments explicitly: keep them in step with params.yaml."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())
     index = pipeline["stages"]["report_index"]
@@ -171,3 +171,4 @@ def test_report_index_lists_every_experiment_of_params():
     for name in [*params["experiments"], *params["cgan"]]:
         assert f"{name}=reports/{name}" in index["cmd"] and f"reports/{name}" in index["deps"]
         assert f"models/{name}/losses.csv" in plots
+    assert pipeline["metrics"] == [*(f"results/{name}/metrics.json" for name in params["experiments"]), *(f"models/{name}/metrics.json" for name in params["cgan"])]
