@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 from skimage import color
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from skimage.metrics import structural_similarity  # alone: its PSNR would import scipy.stats (0.4 s)
 
 PSNR_CAP_DB = 100.0  # identical images have infinite PSNR; JSON and averages need a number
 
@@ -16,7 +16,7 @@ def image_metrics(output: np.ndarray, target: np.ndarray, colorization: bool = F
 
     ``l1`` is the mean absolute error on a [0, 1] scale; ``psnr`` in dB (capped at 100);
     ``ssim`` is scikit-image's SSIM over the three channels (7x7 window, smaller for tiny
-    images); colorization adds ``ciede2000``, the mean CIEDE2000 colour difference.
+    images, computed in float32); colorization adds ``ciede2000``, the mean CIEDE2000 colour difference.
     """
     if output.shape != target.shape:
         raise ValueError(f"shape mismatch: output {output.shape} vs target {target.shape}")
@@ -26,12 +26,15 @@ def image_metrics(output: np.ndarray, target: np.ndarray, colorization: bool = F
     if np.array_equal(output, target):
         metrics["psnr"] = PSNR_CAP_DB
     else:
-        metrics["psnr"] = min(PSNR_CAP_DB, float(peak_signal_noise_ratio(ref, out, data_range=1.0)))
+        metrics["psnr"] = min(PSNR_CAP_DB, float(10.0 * np.log10(1.0 / np.mean(np.square(out - ref)))))
     window = min(7, *output.shape[:2])
     window -= 1 - window % 2  # odd
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        metrics["ssim"] = float(structural_similarity(ref, out, channel_axis=2, data_range=1.0, win_size=window))
+        # in float32: 3x faster than float64 (most of evaluate's per-image work beside the
+        # generator), and the same SSIM to 1e-6 on 8-bit images
+        single = {"channel_axis": 2, "data_range": 1.0, "win_size": window}
+        metrics["ssim"] = float(structural_similarity(ref.astype(np.float32), out.astype(np.float32), **single))
     if colorization:
         metrics["ciede2000"] = float(color.deltaE_ciede2000(color.rgb2lab(ref), color.rgb2lab(out)).mean())
     return metrics
