@@ -18,6 +18,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_COLOR_TYPES = {1: 0, 3: 2, 4: 6}  # channels -> PNG colour type (gray, RGB, RGBA)
+PNG_MAX_CHUNK = 1 << 30  # a chunk's length field holds at most 2**31 - 1 bytes
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -130,7 +131,8 @@ def encode_png(array_or_image) -> bytes:
     compressor = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
     data = compressor.compress(filtered) + compressor.flush()
     header = struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOR_TYPES[channels], 0, 0, 0)
-    return b"".join([_PNG_SIGNATURE, _png_chunk(b"IHDR", header), _png_chunk(b"IDAT", data), _png_chunk(b"IEND", b"")])
+    image_data = [_png_chunk(b"IDAT", data[start : start + PNG_MAX_CHUNK]) for start in range(0, len(data), PNG_MAX_CHUNK)]
+    return b"".join([_PNG_SIGNATURE, _png_chunk(b"IHDR", header), *image_data, _png_chunk(b"IEND", b"")])
 
 
 def _distance_from_zero(filtered: np.ndarray) -> np.ndarray:

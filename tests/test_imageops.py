@@ -75,6 +75,15 @@ def test_png_encoder_is_lossless_for_gray_rgb_and_rgba(shape):
     assert images.encode_png(Image.fromarray(noise)) == images.encode_png(noise)
 
 
+def test_png_encoder_splits_long_data_over_several_chunks(monkeypatch):
+    photo = np.random.default_rng(3).integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    monkeypatch.setattr(images, "PNG_MAX_CHUNK", 1000)
+    data = images.encode_png(photo)
+    assert data.count(b"IDAT") > 3
+    with Image.open(io.BytesIO(data)) as image:
+        assert np.array_equal(np.asarray(image), photo)
+
+
 def test_png_encoder_picks_sub_for_horizontal_and_up_for_vertical_change():
     steps = np.arange(0, 256, 4, dtype=np.uint8)  # each pixel 4 more than its left one ...
     across = steps[None, :] + (np.arange(64, dtype=np.uint8) * 100)[:, None]  # ... each row 100 more than the last
