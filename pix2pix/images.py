@@ -93,8 +93,14 @@ def save_image(array_or_image, path: Path, format: str | None = None) -> None:
 
 
 def encode_image(array_or_image, format: str, **options) -> bytes:
-    """The file bytes of an image in a PIL format name ("PNG", "JPEG", ...), PNG by :func:`encode_png`."""
+    """The file bytes of an image in a PIL format name ("PNG", "JPEG", ...).
+
+    PNG goes through :func:`encode_png`, which takes no options; ``options`` are PIL's save
+    options for the other formats.
+    """
     if format == "PNG":
+        if options:
+            raise ValueError(f"PNG is written by encode_png, which takes no options (got {sorted(options)})")
         return encode_png(array_or_image)
     image = array_or_image if isinstance(array_or_image, Image.Image) else Image.fromarray(np.asarray(array_or_image))
     buffer = io.BytesIO()

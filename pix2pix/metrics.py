@@ -33,8 +33,8 @@ def image_metrics(output: np.ndarray, target: np.ndarray, colorization: bool = F
         warnings.simplefilter("ignore")
         # in float32: 3x faster than float64 (most of evaluate's per-image work beside the
         # generator), and the same SSIM to 1e-6 on 8-bit images
-        single = {"channel_axis": 2, "data_range": 1.0, "win_size": window}
-        metrics["ssim"] = float(structural_similarity(ref.astype(np.float32), out.astype(np.float32), **single))
+        ssim = structural_similarity(ref.astype(np.float32), out.astype(np.float32), channel_axis=2, data_range=1.0, win_size=window)
+        metrics["ssim"] = float(ssim)
     if colorization:
         metrics["ciede2000"] = float(color.deltaE_ciede2000(color.rgb2lab(ref), color.rgb2lab(out)).mean())
     return metrics
