@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .errors import UserError
+from .gemm_conv import DownConv, UpConv
 
 # PatchGAN receptive field (pixels) -> number of stride-2 layers; 1 is the 1x1 "PixelGAN".
 PATCH_LAYERS = {1: 0, 16: 1, 34: 2, 70: 3, 142: 4, 286: 5}
@@ -69,7 +70,7 @@ class UNetGenerator(nn.Module):
         for level, width in enumerate(widths):
             outermost, innermost = level == 0, level == depth - 1
             layers: list[nn.Module] = [] if outermost else [nn.LeakyReLU(0.2, inplace=True)]
-            layers.append(nn.Conv2d(in_channels if outermost else widths[level - 1], width, 4, 2, 1, bias=bias))
+            layers.append(DownConv(in_channels if outermost else widths[level - 1], width, bias=bias))
             if not (outermost or innermost):
                 layers.append(norm_layer(norm, width))
             self.encoder.append(nn.Sequential(*layers))
@@ -83,11 +84,11 @@ class UNetGenerator(nn.Module):
             in_width = widths[level] * (1 if innermost else 2)
             if outermost:
                 self.decoder.append(
-                    nn.Sequential(nn.ReLU(inplace=True), nn.ConvTranspose2d(in_width, out_channels, 4, 2, 1), nn.Tanh())
+                    nn.Sequential(nn.ReLU(inplace=True), UpConv(in_width, out_channels), nn.Tanh())
                 )
                 continue
             out_width = widths[level - 1]
-            layers = [nn.ReLU(inplace=True), nn.ConvTranspose2d(in_width, out_width, 4, 2, 1, bias=bias), norm_layer(norm, out_width)]
+            layers = [nn.ReLU(inplace=True), UpConv(in_width, out_width, bias=bias), norm_layer(norm, out_width)]
             if dropout > 0 and index in dropout_blocks:
                 layers.append(nn.Dropout(dropout))
             self.decoder.append(nn.Sequential(*layers))

@@ -1,0 +1,66 @@
+"""The U-Net's matrix-form convolutions compute what torch's convolutions compute."""
+
+import pytest
+import torch
+from torch import nn
+
+from pix2pix import gemm_conv
+from pix2pix.gemm_conv import DownConv, UpConv
+from pix2pix.models import UNetGenerator
+
+SHAPES = [(1, 8, 6, 2, 2, False), (2, 8, 6, 4, 2, True), (3, 5, 7, 2, 6, True), (1, 6, 4, 3, 5, False)]
+
+
+@pytest.mark.parametrize("batch, in_channels, out_channels, height, width, bias", SHAPES)
+@pytest.mark.parametrize("kind", ["down", "up"])
+def test_matrix_form_gradients_and_values_match_torch(kind, batch, in_channels, out_channels, height, width, bias):
+    """gradcheck in float64 proves the hand-written backward; the values equal torch's own op."""
+    torch.manual_seed(0)
+    module, function, stock = (
+        (DownConv, gemm_conv._DownMatmul, nn.Conv2d.forward) if kind == "down" else (UpConv, gemm_conv._UpMatmul, nn.ConvTranspose2d.forward)
+    )
+    layer = module(in_channels, out_channels, bias=bias).double()
+    x = torch.randn(batch, in_channels, height, width, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(function.apply, (x, layer.weight, layer.bias))
+    torch.testing.assert_close(function.apply(x, layer.weight, layer.bias), stock(layer, x))
+
+
+def test_float32_layers_take_the_matrix_form_only_when_small(monkeypatch):
+    calls, matrix_form = [], gemm_conv._UpMatmul.apply
+    monkeypatch.setattr(gemm_conv._UpMatmul, "apply", lambda x, *args: calls.append(tuple(x.shape)) or matrix_form(x, *args))
+    up = UpConv(8, 4)
+    up(torch.randn(1, 8, 4, 4))  # 16 positions
+    up(torch.randn(2, 8, 8, 8))  # 128 positions: torch's own op
+    UpConv(8, 4).double()(torch.randn(1, 8, 4, 4).double())  # float64: torch's own op
+    assert calls == [(1, 8, 4, 4)]
+
+
+def test_generator_gradients_equal_torch_convolutions(monkeypatch):
+    """A whole U-Net down to 1x1 (all the innermost layers in matrix form) against the same U-Net with none."""
+    torch.manual_seed(0)
+    generator = UNetGenerator(depth=5, ngf=8, dropout=0.0)
+    x, target = torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32)
+
+    def loss_and_grads(limit):
+        monkeypatch.setattr(gemm_conv, "MAX_POSITIONS", limit)
+        generator.zero_grad()
+        loss = (generator(x) - target).abs().mean()
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in generator.parameters()]
+
+    loss_matrix, grads_matrix = loss_and_grads(32)
+    loss_stock, grads_stock = loss_and_grads(0)
+    torch.testing.assert_close(loss_matrix, loss_stock)
+    for matrix, stock in zip(grads_matrix, grads_stock):
+        torch.testing.assert_close(matrix, stock, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.trace announces its retirement
+def test_state_dict_is_torch_s_and_tracing_keeps_the_convolution_op():
+    """Checkpoints stay loadable into plain nn layers; exported graphs hold ordinary convolutions."""
+    down = DownConv(4, 6)
+    plain = nn.Conv2d(4, 6, 4, 2, 1)
+    plain.load_state_dict(down.state_dict())
+    traced = torch.jit.trace(down, torch.randn(1, 4, 2, 2))
+    assert "aten::_convolution" in str(traced.inlined_graph)
+    assert "unfold" not in str(traced.inlined_graph) and "im2col" not in str(traced.inlined_graph)
