@@ -659,7 +659,7 @@ def main() -> None:
         "python": platform.python_version(), "pillow": Image.__version__, "quick": args.quick,
         "reference": str(args.reference) if args.reference else None, "plan": dataclasses.asdict(plan),
         "same_process": SAME_PROCESS,
-        "env": {key: value for key, value in os.environ.items() if key.startswith(("OMP_", "MKL_", "MALLOC_", "LD_PRELOAD"))},
+        "env": {key: value for key, value in os.environ.items() if key.startswith(("OMP_", "GOMP_", "MKL_", "MALLOC_", "LD_PRELOAD"))},
     }}  # fmt: skip
     for index, name in enumerate(names, start=1):
         print(f"[{index}/{len(names)}] {name}", file=sys.stderr, flush=True)
