@@ -2,7 +2,9 @@
 
 Layer for layer the same as pytorch-CycleGAN-and-pix2pix (``unet_256`` / ``basic`` D), so the
 parameter counts match the reference: 54,413,955 for G (256 px, ngf 64, batch norm, 3->3) and
-2,768,705 for D (6 input channels). Convolutions that feed a batch norm carry no bias.
+2,768,705 for D (6 input channels). Convolutions that feed a batch norm carry no bias. The
+U-Net's layers are ``DownConv`` / ``UpConv``: torch's 4x4 stride-2 (transposed) convolutions,
+parameters and state dict unchanged, with a faster CPU path for the tiny innermost images.
 """
 
 from __future__ import annotations
