@@ -113,10 +113,11 @@ class _UpMatmul(torch.autograd.Function):
 
 
 def _eager_cpu_float32(x: torch.Tensor) -> bool:
-    """Where the matrix form was measured; traced, scripted and compiled graphs keep the convolution op."""
+    """Where the matrix form was measured (float32, no autocast); traced, scripted and compiled graphs keep the convolution op."""
     return (
         x.device.type == "cpu"
         and x.dtype == torch.float32
+        and not torch.is_autocast_enabled("cpu")
         and not torch.jit.is_tracing()
         and not torch.jit.is_scripting()
         and not torch.compiler.is_compiling()

@@ -32,6 +32,8 @@ def test_float32_layers_take_the_matrix_form_only_when_small(monkeypatch):
     up(torch.randn(1, 8, 4, 4))  # 16 positions
     up(torch.randn(2, 8, 8, 8))  # 128 positions: torch's own op
     UpConv(8, 4).double()(torch.randn(1, 8, 4, 4).double())  # float64: torch's own op
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        up(torch.randn(1, 8, 4, 4))  # autocast: torch's own op, in bfloat16
     assert calls == [(1, 8, 4, 4)]
 
 
