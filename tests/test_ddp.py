@@ -65,7 +65,8 @@ def test_two_processes_average_to_the_single_process_gradient(tmp_path):
     assert single.keys() == ranks[0].keys() and single["G.encoder.0.0.weight"].abs().sum() > 0
     for name, expected in single.items():
         assert torch.equal(ranks[0][name], ranks[1][name]), f"{name}: ranks disagree after all-reduce"
-        assert torch.allclose(ranks[0][name], expected, rtol=1e-4, atol=1e-6), name
+        # float rounding only: the two sides sum in other orders (batch 2 vs 4 picks other convolution paths)
+        torch.testing.assert_close(ranks[0][name], expected, rtol=1e-4, atol=1e-5, msg=name)
 
 
 def torchrun(data: Path, out: Path, *extra: str) -> subprocess.Popen:

@@ -34,6 +34,7 @@ def test_float32_layers_take_the_matrix_form_only_when_small(monkeypatch):
     UpConv(8, 4).double()(torch.randn(1, 8, 4, 4).double())  # float64: torch's own op
     with torch.autocast("cpu", dtype=torch.bfloat16):
         up(torch.randn(1, 8, 4, 4))  # autocast: torch's own op, in bfloat16
+    UpConv(8, 4).to(memory_format=torch.channels_last)(torch.randn(1, 8, 4, 4))  # channels_last weights: torch's own op
     assert calls == [(1, 8, 4, 4)]
 
 
