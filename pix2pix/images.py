@@ -18,6 +18,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_COLOR_TYPES = {1: 0, 3: 2, 4: 6}  # channels -> PNG colour type (gray, RGB, RGBA)
+_PNG_PIL_MODES = ("L", "RGB", "RGBA")  # the PIL modes whose pixels are those channels
 PNG_MAX_CHUNK = 1 << 30  # a chunk's length field holds at most 2**31 - 1 bytes
 
 
@@ -117,6 +118,9 @@ def encode_png(array_or_image) -> bytes:
     PIL's default (level 6) for files 3 % larger, and 1.8x faster than PIL's fastest comparable
     setting (level 1, run-length) for 2 % larger.
     """
+    if isinstance(array_or_image, Image.Image) and array_or_image.mode not in _PNG_PIL_MODES:
+        # a palette, CMYK or YCbCr image's array has the right shape but other meanings
+        raise ValueError(f"encode_png takes PIL images in modes {', '.join(_PNG_PIL_MODES)}, not {array_or_image.mode}")
     pixels = np.asarray(array_or_image)
     channels = 1 if pixels.ndim == 2 else pixels.shape[-1]
     if pixels.dtype != np.uint8 or pixels.ndim not in (2, 3) or channels not in _PNG_COLOR_TYPES or not pixels.size:

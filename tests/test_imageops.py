@@ -97,6 +97,12 @@ def test_png_encoder_refuses_what_png_cannot_hold_as_8_bit(bad):
         images.encode_png(bad)
 
 
+@pytest.mark.parametrize("mode", ["P", "CMYK", "YCbCr"])
+def test_png_encoder_refuses_pil_modes_whose_arrays_mean_something_else(mode):
+    with pytest.raises(ValueError, match=f"not {mode}"):
+        images.encode_png(Image.new(mode, (4, 4)))
+
+
 # --- geometry of each operation ------------------------------------------------------------------
 
 
