@@ -112,7 +112,7 @@ class _UpMatmul(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias
 
 
-def _measured_case(x: torch.Tensor, weight: torch.Tensor) -> bool:
+def measured_case(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Where the matrix form was measured: CPU, float32, no autocast, weights in their default layout
     (not channels_last). Traced, scripted and compiled graphs keep the convolution op."""
     return (
@@ -133,7 +133,7 @@ class DownConv(nn.Conv2d):
         super().__init__(in_channels, out_channels, KERNEL, STRIDE, PADDING, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if _measured_case(x, self.weight) and x.shape[0] * (x.shape[2] // STRIDE) * (x.shape[3] // STRIDE) <= MAX_POSITIONS:
+        if measured_case(x, self.weight) and x.shape[0] * (x.shape[2] // STRIDE) * (x.shape[3] // STRIDE) <= MAX_POSITIONS:
             return _DownMatmul.apply(x, self.weight, self.bias)
         return super().forward(x)
 
@@ -145,6 +145,6 @@ class UpConv(nn.ConvTranspose2d):
         super().__init__(in_channels, out_channels, KERNEL, STRIDE, PADDING, bias=bias)
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        if output_size is None and _measured_case(x, self.weight) and x.shape[0] * x.shape[2] * x.shape[3] <= MAX_POSITIONS:
+        if output_size is None and measured_case(x, self.weight) and x.shape[0] * x.shape[2] * x.shape[3] <= MAX_POSITIONS:
             return _UpMatmul.apply(x, self.weight, self.bias)
         return super().forward(x, output_size)

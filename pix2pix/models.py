@@ -4,7 +4,9 @@ Layer for layer the same as pytorch-CycleGAN-and-pix2pix (``unet_256`` / ``basic
 parameter counts match the reference: 54,413,955 for G (256 px, ngf 64, batch norm, 3->3) and
 2,768,705 for D (6 input channels). Convolutions that feed a batch norm carry no bias. The
 U-Net's layers are ``DownConv`` / ``UpConv``: torch's 4x4 stride-2 (transposed) convolutions,
-parameters and state dict unchanged, with a faster CPU path for the tiny innermost images.
+parameters and state dict unchanged, with a faster CPU path for the tiny innermost images. The
+PatchGAN's stride-1 layer is a ``PatchConv``: ``nn.Conv2d(in, out, 4, 1, 1)`` computed by
+Winograd's algorithm on CPU where the image is large.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from torch import nn
 
 from .errors import UserError
 from .gemm_conv import DownConv, UpConv
+from .winograd import PatchConv
 
 # PatchGAN receptive field (pixels) -> number of stride-2 layers; 1 is the 1x1 "PixelGAN".
 PATCH_LAYERS = {1: 0, 16: 1, 34: 2, 70: 3, 142: 4, 286: 5}
@@ -130,9 +133,9 @@ class PatchDiscriminator(nn.Module):
             layers = [nn.Conv2d(in_channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
             width = ndf
             for layer in range(1, n_layers + 1):
-                stride = 2 if layer < n_layers else 1
                 next_width = ndf * min(2**layer, 8)
-                layers += [nn.Conv2d(width, next_width, 4, stride, 1, bias=bias), norm_layer(norm, next_width), nn.LeakyReLU(0.2, inplace=True)]
+                conv = nn.Conv2d(width, next_width, 4, 2, 1, bias=bias) if layer < n_layers else PatchConv(width, next_width, bias=bias)
+                layers += [conv, norm_layer(norm, next_width), nn.LeakyReLU(0.2, inplace=True)]
                 width = next_width
             layers.append(nn.Conv2d(width, 1, 4, 1, 1))
         self.model = nn.Sequential(*layers)
