@@ -113,8 +113,9 @@ class _UpMatmul(torch.autograd.Function):
 
 
 def measured_case(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Where the matrix form was measured: CPU, float32, no autocast, weights in their default layout
-    (not channels_last). Traced, scripted and compiled graphs keep the convolution op."""
+    """Where the rewritten convolutions (here and in ``winograd``) were measured: CPU, float32, no
+    autocast, weights in their default layout (not channels_last). Traced, scripted and compiled
+    graphs keep the convolution op."""
     return (
         x.device.type == "cpu"
         and x.dtype == torch.float32
