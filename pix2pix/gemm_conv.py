@@ -1,26 +1,37 @@
-"""The U-Net's 4x4 stride-2 convolutions as plain matrix products where the image is tiny.
+"""Convolutions as plain matrix products where oneDNN, torch's CPU convolution, is slow on their shapes.
 
 At the bottom of the U-Net (512 channels on 1x1 to 4x4 pixels at batch 1) a convolution is a
-few matrix-vector products over a 16-32 MB weight, and oneDNN, torch's CPU convolution, is slow
-on such shapes: 2.8 ms for the forward pass of a 512 -> 512 layer on 2x2 pixels, against 0.5 ms
-as a matrix product. MKL's GEMM is itself about 2x slow when one side has only a few rows, so
-those products run as a batch of column blocks. Where the low-resolution side (a down layer's
-output, an up layer's input) has at most ``MAX_POSITIONS`` pixels x batch, on CPU, the
-convolution is written out: ``unfold`` gathers each position's 4x4 window, one product with the
-weight computes them all, and ``fold`` scatters a transposed convolution's windows back. Same
-function, same weights and gradients; only the order of the float sums differs (about 1e-6).
-Measured on a 2-core Zen 3, paired in one process: the 64 px training step 136 -> 108 ms, the
-256 px one 1.06-1.08x faster, the 256 px generator at batch 1 1.15x (benchmarks/README.md).
+few matrix-vector products over a 16-32 MB weight, and oneDNN is slow on such shapes: 2.8 ms for
+the forward pass of a 512 -> 512 layer on 2x2 pixels, against 0.5 ms as a matrix product. MKL's
+GEMM is itself about 2x slow when one side has only a few rows, so those products run as a batch
+of column blocks. Where the low-resolution side (a down layer's output, an up layer's input) has
+at most ``MAX_DOWN_POSITIONS`` / ``MAX_UP_POSITIONS`` pixels x batch, on CPU, the convolution is
+written out: ``unfold`` gathers each position's 4x4 window, one product with the weight computes
+them all, and ``fold`` scatters a transposed convolution's windows back.
+
+The PatchGAN's last layer (512 channels -> 1 score, 4x4, stride 1) is the other slow shape:
+oneDNN runs it at about 10 GFLOP/s. ``ScoreConv`` makes one product of the 16 taps' weights with
+the input, then adds each tap's map at its offset.
+
+Same functions, same weights and gradients; only the order of the float sums differs (about
+1e-6). Measured on a 2-core Zen 3, paired in one process: the 64 px training step 136 -> 108 ms,
+the 256 px one 1.06-1.08x faster, the 256 px generator at batch 1 1.15x; up to 64 positions for
+the up layers and ``ScoreConv`` another 3.5 % at 256 px (benchmarks/README.md).
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 KERNEL, STRIDE, PADDING = 4, 2, 1
-MAX_POSITIONS = 32  # low-resolution pixels x batch up to which the matrix form was faster
+# low-resolution pixels x batch up to which the matrix form was faster, forward and backward
+MAX_DOWN_POSITIONS = 32  # at 64, 512 -> 512 on 16x16: 17.4 ms oneDNN, 20.8 ms matrix form
+MAX_UP_POSITIONS = 64  # at 64, 1024 -> 512 on 8x8: 31.4 -> 26.5 ms; on 16 x 2x2: 55.6 -> 24.8 ms
+MIN_SCORE_POSITIONS = 100  # ScoreConv output pixels x batch: 36-72 a tie, 100 1.2x, 961 3.7x
 CHUNKS = 8  # a skinny GEMM as a batch of 8 column blocks: MKL runs that 1.5-2x faster than one call
 
 
@@ -134,7 +145,7 @@ class DownConv(nn.Conv2d):
         super().__init__(in_channels, out_channels, KERNEL, STRIDE, PADDING, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if measured_case(x, self.weight) and x.shape[0] * (x.shape[2] // STRIDE) * (x.shape[3] // STRIDE) <= MAX_POSITIONS:
+        if measured_case(x, self.weight) and x.shape[0] * (x.shape[2] // STRIDE) * (x.shape[3] // STRIDE) <= MAX_DOWN_POSITIONS:
             return _DownMatmul.apply(x, self.weight, self.bias)
         return super().forward(x)
 
@@ -146,6 +157,35 @@ class UpConv(nn.ConvTranspose2d):
         super().__init__(in_channels, out_channels, KERNEL, STRIDE, PADDING, bias=bias)
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        if output_size is None and measured_case(x, self.weight) and x.shape[0] * x.shape[2] * x.shape[3] <= MAX_POSITIONS:
+        if output_size is None and measured_case(x, self.weight) and x.shape[0] * x.shape[2] * x.shape[3] <= MAX_UP_POSITIONS:
             return _UpMatmul.apply(x, self.weight, self.bias)
         return super().forward(x, output_size)
+
+
+@functools.cache
+def _tap_picker(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """A (1, 16, 4, 4) filter whose channel t is 1 at tap t alone: convolving with it sums each tap's map at its offset."""
+    return torch.eye(KERNEL * KERNEL, device=device, dtype=dtype).view(1, KERNEL * KERNEL, KERNEL, KERNEL)
+
+
+def score_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``F.conv2d(x, weight, bias, padding=1)`` for a (1, C, 4, 4) weight: one (16 x C) by (C x pixels) product, then the taps' sum."""
+    batch, channels, height, width = x.shape
+    taps = torch.matmul(weight.view(channels, KERNEL * KERNEL).t(), x.reshape(batch, channels, height * width))
+    return F.conv2d(taps.view(batch, KERNEL * KERNEL, height, width), _tap_picker(x.device, x.dtype), bias, padding=PADDING)
+
+
+class ScoreConv(nn.Conv2d):
+    """``nn.Conv2d(in, 1, 4, 1, 1)``, the PatchGAN's score layer: same parameters and state dict, faster on large inputs.
+
+    Autograd differentiates the product and the tap sum (a fixed 16 -> 1 convolution) itself.
+    """
+
+    def __init__(self, in_channels: int, bias: bool = True):
+        super().__init__(in_channels, 1, KERNEL, 1, PADDING, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        positions = x.shape[0] * (x.shape[2] - 1) * (x.shape[3] - 1)
+        if measured_case(x, self.weight) and positions >= MIN_SCORE_POSITIONS:
+            return score_conv(x, self.weight, self.bias)
+        return super().forward(x)

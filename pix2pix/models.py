@@ -6,7 +6,8 @@ parameter counts match the reference: 54,413,955 for G (256 px, ngf 64, batch no
 U-Net's layers are ``DownConv`` / ``UpConv``: torch's 4x4 stride-2 (transposed) convolutions,
 parameters and state dict unchanged, with a faster CPU path for the tiny innermost images. The
 PatchGAN's stride-1 layer is a ``PatchConv``: ``nn.Conv2d(in, out, 4, 1, 1)`` computed by
-Winograd's algorithm on CPU where the image is large.
+Winograd's algorithm on CPU where the image is large; its 1-channel score layer a ``ScoreConv``,
+one matrix product over the 16 taps.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 
 from .errors import UserError
-from .gemm_conv import DownConv, UpConv
+from .gemm_conv import DownConv, ScoreConv, UpConv
 from .winograd import PatchConv
 
 # PatchGAN receptive field (pixels) -> number of stride-2 layers; 1 is the 1x1 "PixelGAN".
@@ -137,7 +138,7 @@ class PatchDiscriminator(nn.Module):
                 conv = nn.Conv2d(width, next_width, 4, 2, 1, bias=bias) if layer < n_layers else PatchConv(width, next_width, bias=bias)
                 layers += [conv, norm_layer(norm, next_width), nn.LeakyReLU(0.2, inplace=True)]
                 width = next_width
-            layers.append(nn.Conv2d(width, 1, 4, 1, 1))
+            layers.append(ScoreConv(width))
         self.model = nn.Sequential(*layers)
 
     def min_size(self) -> int:

@@ -1,11 +1,12 @@
-"""The U-Net's matrix-form convolutions compute what torch's convolutions compute."""
+"""The matrix-form convolutions (the U-Net's innermost, the PatchGAN's score layer) compute what torch's convolutions compute."""
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from pix2pix import gemm_conv
-from pix2pix.gemm_conv import DownConv, UpConv
+from pix2pix.gemm_conv import DownConv, ScoreConv, UpConv
 from pix2pix.models import UNetGenerator
 
 SHAPES = [(1, 8, 6, 2, 2, False), (2, 8, 6, 4, 2, True), (3, 5, 7, 2, 6, True), (1, 6, 4, 3, 5, False)]
@@ -30,12 +31,13 @@ def test_float32_layers_take_the_matrix_form_only_when_small(monkeypatch):
     monkeypatch.setattr(gemm_conv._UpMatmul, "apply", lambda x, *args: calls.append(tuple(x.shape)) or matrix_form(x, *args))
     up = UpConv(8, 4)
     up(torch.randn(1, 8, 4, 4))  # 16 positions
+    up(torch.randn(1, 8, 8, 8))  # 64 positions
     up(torch.randn(2, 8, 8, 8))  # 128 positions: torch's own op
     UpConv(8, 4).double()(torch.randn(1, 8, 4, 4).double())  # float64: torch's own op
     with torch.autocast("cpu", dtype=torch.bfloat16):
         up(torch.randn(1, 8, 4, 4))  # autocast: torch's own op, in bfloat16
     UpConv(8, 4).to(memory_format=torch.channels_last)(torch.randn(1, 8, 4, 4))  # channels_last weights: torch's own op
-    assert calls == [(1, 8, 4, 4)]
+    assert calls == [(1, 8, 4, 4), (1, 8, 8, 8)]
 
 
 def test_generator_gradients_equal_torch_convolutions(monkeypatch):
@@ -45,7 +47,8 @@ def test_generator_gradients_equal_torch_convolutions(monkeypatch):
     x, target = torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32)
 
     def loss_and_grads(limit):
-        monkeypatch.setattr(gemm_conv, "MAX_POSITIONS", limit)
+        monkeypatch.setattr(gemm_conv, "MAX_DOWN_POSITIONS", limit)
+        monkeypatch.setattr(gemm_conv, "MAX_UP_POSITIONS", limit)
         generator.zero_grad()
         loss = (generator(x) - target).abs().mean()
         loss.backward()
@@ -67,3 +70,31 @@ def test_state_dict_is_torch_s_and_tracing_keeps_the_convolution_op():
     traced = torch.jit.trace(down, torch.randn(1, 4, 2, 2))
     assert "aten::_convolution" in str(traced.inlined_graph)
     assert "unfold" not in str(traced.inlined_graph) and "im2col" not in str(traced.inlined_graph)
+
+
+@pytest.mark.parametrize("batch, channels, height, width, bias", [(1, 5, 3, 3, True), (2, 4, 6, 9, False), (3, 7, 2, 2, True)])
+def test_score_layer_values_and_gradients_match_torch(batch, channels, height, width, bias):
+    """In float64, the tap products give torch's scores and all three gradients."""
+    torch.manual_seed(0)
+    layer = ScoreConv(channels, bias=bias).double()
+    x = torch.randn(batch, channels, height, width, dtype=torch.float64, requires_grad=True)
+    inputs = (x, layer.weight) + ((layer.bias,) if bias else ())
+    ours = gemm_conv.score_conv(x, layer.weight, layer.bias)
+    theirs = F.conv2d(x, layer.weight, layer.bias, padding=1)
+    torch.testing.assert_close(ours, theirs)
+    grad = torch.randn_like(ours)
+    for mine, stock in zip(torch.autograd.grad(ours, inputs, grad), torch.autograd.grad(theirs, inputs, grad)):
+        torch.testing.assert_close(mine, stock)
+
+
+def test_float32_score_layers_take_the_tap_products_only_when_large(monkeypatch):
+    calls, tap_products = [], gemm_conv.score_conv
+    monkeypatch.setattr(gemm_conv, "score_conv", lambda x, *args: calls.append(tuple(x.shape)) or tap_products(x, *args))
+    layer = ScoreConv(8)
+    layer(torch.randn(1, 8, 11, 11))  # 100 output positions
+    layer(torch.randn(2, 8, 7, 7))  # 72: torch's own op
+    ScoreConv(8).double()(torch.randn(1, 8, 11, 11).double())  # float64: torch's own op
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        layer(torch.randn(1, 8, 11, 11))  # autocast: torch's own op
+    assert calls == [(1, 8, 11, 11)]
+    nn.Conv2d(8, 1, 4, 1, 1).load_state_dict(layer.state_dict())  # the state dict is torch's layer's

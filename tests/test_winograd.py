@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pix2pix import winograd
+from pix2pix.gemm_conv import ScoreConv
 from pix2pix.models import PatchDiscriminator
 from pix2pix.winograd import PatchConv
 
@@ -63,16 +64,18 @@ def test_float32_layers_take_winograd_only_when_large(monkeypatch):
 
 
 def test_discriminator_equals_one_built_of_plain_convolutions():
-    """Same state dict keys and shapes, same scores and gradients (to float rounding) as nn.Conv2d."""
+    """Same state dict keys and shapes, same scores and gradients (to float rounding) as nn.Conv2d,
+    with both rewritten layers (Winograd's and the score layer's tap products) taken."""
     torch.manual_seed(0)
     ours = PatchDiscriminator(ndf=8)
     patch_convs = [layer for layer in ours.modules() if isinstance(layer, PatchConv)]
-    assert len(patch_convs) == 1
+    assert len(patch_convs) == 1 and isinstance(ours.model[-1], ScoreConv)
     plain = PatchDiscriminator(ndf=8)
     index = next(i for i, layer in enumerate(plain.model) if isinstance(layer, PatchConv))
     plain.model[index] = nn.Conv2d(patch_convs[0].in_channels, patch_convs[0].out_channels, 4, 1, 1, bias=False)
+    plain.model[-1] = nn.Conv2d(ours.model[-1].in_channels, 1, 4, 1, 1)
     plain.load_state_dict(ours.state_dict())
-    condition, image = torch.randn(2, 3, 128, 128), torch.randn(2, 3, 128, 128)  # 2 x 15 x 15 = 450 positions
+    condition, image = torch.randn(2, 3, 128, 128), torch.randn(2, 3, 128, 128)  # 2 x 15 x 15 = 450 and 2 x 14 x 14 positions
     scores = [net(condition, image) for net in (ours, plain)]
     torch.testing.assert_close(scores[0], scores[1], rtol=1e-4, atol=1e-5)
     for net, score in zip((ours, plain), scores):
