@@ -9,9 +9,9 @@ at most ``MAX_DOWN_POSITIONS`` / ``MAX_UP_POSITIONS`` pixels x batch, on CPU, th
 written out: ``unfold`` gathers each position's 4x4 window, one product with the weight computes
 them all, and ``fold`` scatters a transposed convolution's windows back.
 
-The PatchGAN's last layer (512 channels -> 1 score, 4x4, stride 1) is the other slow shape:
-oneDNN runs it at about 10 GFLOP/s. ``ScoreConv`` makes one product of the 16 taps' weights with
-the input, then adds each tap's map at its offset.
+The PatchGAN's score layer (512 channels -> 1, 4x4, stride 1) is the other slow shape: oneDNN
+runs it at about 10 GFLOP/s. ``ScoreConv`` makes one product of the 16 taps' weights with the
+input, which gives every tap's map, and a fixed 16 -> 1 convolution adds each map at its offset.
 
 Same functions, same weights and gradients; only the order of the float sums differs (about
 1e-6). Measured on a 2-core Zen 3, paired in one process: the 64 px training step 136 -> 108 ms,
