@@ -31,7 +31,7 @@ KERNEL, STRIDE, PADDING = 4, 2, 1
 # low-resolution pixels x batch up to which the matrix form was faster, forward and backward
 MAX_DOWN_POSITIONS = 32  # at 64, 512 -> 512 on 16x16: 17.4 ms oneDNN, 20.8 ms matrix form
 MAX_UP_POSITIONS = 64  # at 64, 1024 -> 512 on 8x8: 31.4 -> 26.5 ms; on 16 x 2x2: 55.6 -> 24.8 ms
-MIN_SCORE_POSITIONS = 100  # ScoreConv output pixels x batch: 36-72 a tie, 100 1.2x, 961 3.7x
+MIN_SCORE_POSITIONS = 100  # ScoreConv output pixels x batch: 36-72 a tie, 100 1.2x, 900 3.7x, 7,200 2.2x
 CHUNKS = 8  # a skinny GEMM as a batch of 8 column blocks: MKL runs that 1.5-2x faster than one call
 
 
