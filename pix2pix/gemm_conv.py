@@ -138,6 +138,11 @@ def measured_case(x: torch.Tensor, weight: torch.Tensor) -> bool:
     )
 
 
+def stride1_positions(x: torch.Tensor) -> int:
+    """Output pixels x batch of a 4x4, stride-1, padding-1 convolution of ``x`` (the PatchGAN's last two layers)."""
+    return x.shape[0] * (x.shape[2] - 1) * (x.shape[3] - 1)
+
+
 class DownConv(nn.Conv2d):
     """``nn.Conv2d(in, out, 4, 2, 1)``: same parameters and state dict, faster on tiny inputs."""
 
@@ -185,7 +190,6 @@ class ScoreConv(nn.Conv2d):
         super().__init__(in_channels, 1, KERNEL, 1, PADDING, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        positions = x.shape[0] * (x.shape[2] - 1) * (x.shape[3] - 1)
-        if measured_case(x, self.weight) and positions >= MIN_SCORE_POSITIONS:
+        if measured_case(x, self.weight) and stride1_positions(x) >= MIN_SCORE_POSITIONS:
             return score_conv(x, self.weight, self.bias)
         return super().forward(x)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .gemm_conv import measured_case
+from .gemm_conv import measured_case, stride1_positions
 
 KERNEL, OUTPUT_TILE = 4, 3
 TILE = OUTPUT_TILE + KERNEL - 1
@@ -136,7 +136,6 @@ class PatchConv(nn.Conv2d):
         super().__init__(in_channels, out_channels, KERNEL, 1, 1, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        positions = x.shape[0] * (x.shape[2] - 1) * (x.shape[3] - 1)
-        if measured_case(x, self.weight) and positions >= MIN_POSITIONS:
+        if measured_case(x, self.weight) and stride1_positions(x) >= MIN_POSITIONS:
             return _WinogradConv.apply(x, self.weight, self.bias)
         return super().forward(x)
