@@ -9,11 +9,12 @@ exactly the weights of an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from .models import PatchDiscriminator, UNetGenerator, init_weights, unet_depth
 LOSS_NAMES = ("G_GAN", "G_L1", "D_real", "D_fake")
 LOSS_COLUMNS = ("step", "epoch", *LOSS_NAMES, "lr")
 RESUME_KEYS = (*ARCHITECTURE_KEYS, "seed", "batch_size", "load_size", "flip")  # a resumed run must keep these
+EARLY_STEP_MIN_ELEMENTS = 2**20  # smaller ones wait for one fused step: stepping all singly cost 4 % at 64 px, from 2**20 2 %
 
 
 class TrainingInterrupted(Exception):
@@ -74,6 +76,48 @@ def build_discriminator(architecture: dict) -> PatchDiscriminator:
     return PatchDiscriminator(in_channels + out_channels, architecture["ndf"], architecture["patch"], architecture["norm"])
 
 
+class EarlySteps:
+    """Adam steps each large parameter as soon as its gradient is whole, during the backward pass, and drops it.
+
+    The G step's memory peak is G's gradients (218 MB at ngf 64) on top of the activations the
+    backward pass still holds; stepped one by one as they are finished, they never all exist at
+    once. Each parameter still gets one update from its whole gradient by the same optimiser, so
+    the weights are bit-identical. Small parameters' gradients are set aside and handed back
+    after the backward pass, for the usual ``optimizer.step()``. Not for a GradScaler (an fp16
+    step is skipped as a whole when any gradient overflows) nor DDP (its all-reduce writes the
+    averaged gradients only when the backward pass ends). Measured on a 2-core CPU: peak RSS at
+    256 px 1380 -> 1215 MB, at 64 px 880 -> 800 MB; the 256 px step as fast (paired 0.999x), the
+    64 px one 2 % slower (Adam's passes over 16-34 MB tensors evict the backward pass's cache).
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, parameters: Iterable[nn.Parameter]):
+        self.optimizer = optimizer
+        self.active = False
+        self.set_aside: dict[nn.Parameter, torch.Tensor] = {}
+        for parameter in parameters:
+            parameter.register_post_accumulate_grad_hook(self._gradient_ready)
+
+    def _gradient_ready(self, parameter: nn.Parameter) -> None:
+        if not self.active:
+            return
+        if parameter.numel() < EARLY_STEP_MIN_ELEMENTS:
+            self.set_aside[parameter] = parameter.grad
+        else:
+            self.optimizer.step()  # this parameter's is the only gradient there is
+        parameter.grad = None
+
+    @contextlib.contextmanager
+    def during_backward(self) -> Iterator[None]:
+        self.active = True
+        try:
+            yield
+        finally:
+            self.active = False
+            for parameter, grad in self.set_aside.items():
+                parameter.grad = grad
+            self.set_aside.clear()
+
+
 @dataclass
 class StepReport:
     """What a callback sees after each step."""
@@ -98,9 +142,19 @@ class Callbacks:
 
 
 class Pix2Pix:
-    """Both networks, their optimisers and schedulers, and one training step."""
+    """Both networks, their optimisers and schedulers, and one training step.
 
-    def __init__(self, config: TrainConfig, device: torch.device, group: Group = Group(), acceleration: Acceleration | None = None):
+    ``early_steps=False`` keeps every G gradient until the step after backward (see ``EarlySteps``).
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        device: torch.device,
+        group: Group = Group(),
+        acceleration: Acceleration | None = None,
+        early_steps: bool = True,
+    ):
         self.config, self.device = config, device
         self.acceleration = accel = acceleration or Acceleration(device)
         architecture = config.architecture()
@@ -122,6 +176,9 @@ class Pix2Pix:
         self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas, fused=fused)
         self.scheduler_g = torch.optim.lr_scheduler.LambdaLR(self.optimizer_g, lambda e: config.lr_factor(e))
         self.scheduler_d = torch.optim.lr_scheduler.LambdaLR(self.optimizer_d, lambda e: config.lr_factor(e))
+        # Only G's: D's gradients are 5 % of G's and freed before G's backward pass.
+        use_early_steps = early_steps and not self.scaler.is_enabled() and group.world_size == 1
+        self._early_steps_g = EarlySteps(self.optimizer_g, self.generator.parameters()) if use_early_steps else None
 
     def train_step(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         cfg, accel, scaler = self.config, self.acceleration, self.scaler
@@ -142,8 +199,9 @@ class Pix2Pix:
         with accel.autocast():
             g_gan = self.gan_loss(self._frozen_discriminator(inputs, fake), real=True)
             g_l1 = torch.nn.functional.l1_loss(fake.float(), targets)
-        scaler.scale(g_gan * cfg.gan_weight + g_l1 * cfg.l1_weight).backward()
-        scaler.step(self.optimizer_g)
+        with self._early_steps_g.during_backward() if self._early_steps_g else contextlib.nullcontext():
+            scaler.scale(g_gan * cfg.gan_weight + g_l1 * cfg.l1_weight).backward()
+        scaler.step(self.optimizer_g)  # the gradients not stepped already
         scaler.update()  # one loss scale for both networks, adjusted once per step
         return {"G_GAN": g_gan.detach(), "G_L1": g_l1.detach(), "D_real": d_real.detach(), "D_fake": d_fake.detach()}
 

@@ -20,6 +20,8 @@ from pix2pix.config import TrainConfig
 from pix2pix.data import Task, TrainingSet
 from pix2pix.errors import UserError
 from pix2pix.images import list_images
+from pix2pix import training
+from pix2pix.acceleration import Acceleration
 from pix2pix.training import Pix2Pix, train
 
 TINY_CONFIG = dict(crop_size=32, load_size=36, ngf=8, ndf=8, device="cpu")
@@ -64,6 +66,48 @@ def test_resume_in_process_equals_uninterrupted_across_epochs(tmp_path, pairs):
     assert whole["optimizer_g"]["param_groups"][0]["lr"] == resumed["optimizer_g"]["param_groups"][0]["lr"]
     steps = [int(row["step"]) for row in csv.DictReader((tmp_path / "split" / "losses.csv").open())]
     assert steps == sorted(set(steps)) and steps[-1] == 12
+
+
+def _tiny_batches(pairs, config: TrainConfig, count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    dataset = TrainingSet(list_images(pairs), config.task, config.load_size, config.crop_size, flip=True)
+    plan = dataset.epoch_plan(0, 0)
+    return [dataset.batch(plan, index, 1) for index in range(count)]
+
+
+def test_early_steps_give_bit_identical_weights_and_free_large_gradients(pairs, monkeypatch):
+    """G's large parameters stepped during the backward pass, the small ones after it: the same weights
+    and optimiser state as one step after backward, and no large gradient kept."""
+    monkeypatch.setattr(training, "EARLY_STEP_MIN_ELEMENTS", 4096)  # the tiny model has both kinds
+    config = TrainConfig(**TINY_CONFIG)
+    batches = _tiny_batches(pairs, config, 4)
+    models = {}
+    for early in (True, False):
+        torch.manual_seed(0)
+        models[early] = model = Pix2Pix(config, torch.device("cpu"), early_steps=early)
+        for inputs, targets in batches:
+            model.train_step(inputs, targets)
+    early, plain = models[True], models[False]
+    sizes = [p.numel() for p in early.generator.parameters()]
+    assert min(sizes) < 4096 <= max(sizes)
+    for name in ("generator", "discriminator", "optimizer_g", "optimizer_d"):
+        a, b = getattr(early, name).state_dict(), getattr(plain, name).state_dict()
+        if name.startswith("optimizer"):
+            assert a["param_groups"] == b["param_groups"]
+            a, b = ({f"{i}.{k}": v for i, state in d["state"].items() for k, v in state.items()} for d in (a, b))
+        assert same_weights(a, b), name
+    for parameter in early.generator.parameters():
+        assert (parameter.grad is None) == (parameter.numel() >= 4096)
+    assert all(p.grad is not None for p in plain.generator.parameters())
+
+
+def test_no_early_steps_with_a_loss_scaler(pairs, monkeypatch):
+    """fp16's GradScaler skips a whole step when any gradient overflows: every gradient has to wait for it."""
+    monkeypatch.setattr(training, "EARLY_STEP_MIN_ELEMENTS", 4096)
+    config = TrainConfig(**TINY_CONFIG)
+    model = Pix2Pix(config, torch.device("cpu"), acceleration=Acceleration(torch.device("cpu"), amp_dtype=torch.float16))
+    assert model.scaler.is_enabled()
+    model.train_step(*_tiny_batches(pairs, config, 1)[0])
+    assert all(p.grad is not None for p in model.generator.parameters())
 
 
 def test_linear_decay_schedule_matches_reference():
