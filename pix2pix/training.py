@@ -79,15 +79,16 @@ def build_discriminator(architecture: dict) -> PatchDiscriminator:
 class EarlySteps:
     """Adam steps each large parameter as soon as its gradient is whole, during the backward pass, and drops it.
 
-    The G step's memory peak is G's gradients (218 MB at ngf 64) on top of the activations the
-    backward pass still holds; stepped one by one as they are finished, they never all exist at
-    once. Each parameter still gets one update from its whole gradient by the same optimiser, so
-    the weights are bit-identical. Small parameters' gradients are set aside and handed back
-    after the backward pass, for the usual ``optimizer.step()``. Not for a GradScaler (an fp16
-    step is skipped as a whole when any gradient overflows) nor DDP (its all-reduce writes the
-    averaged gradients only when the backward pass ends). Measured on a 2-core CPU: peak RSS at
-    256 px 1380 -> 1215 MB, at 64 px 880 -> 800 MB; the 256 px step as fast (paired 0.999x), the
-    64 px one 2 % slower (Adam's passes over 16-34 MB tensors evict the backward pass's cache).
+    The G step's memory peak is G's gradients (218 MB for the 256 px U-Net) on top of the
+    activations the backward pass still holds; stepped one by one as they are finished, they
+    never all exist at once. Each parameter still gets one update from its whole gradient by the
+    same optimiser, so the weights are bit-identical. Small parameters' gradients are set aside
+    and handed back after the backward pass, for the usual ``optimizer.step()``. Not for a
+    GradScaler (an fp16 step is skipped as a whole when any gradient overflows) nor DDP (its
+    all-reduce writes the averaged gradients only when the backward pass ends). Measured on a
+    2-core CPU: peak RSS at 256 px 1380 -> 1215 MB, at 64 px 880 -> 800 MB; the 256 px step as
+    fast (paired 0.999x), the 64 px one 2 % slower (Adam's passes over 16-34 MB tensors evict
+    the backward pass's cache).
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, parameters: Iterable[nn.Parameter]):
