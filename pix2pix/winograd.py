@@ -1,13 +1,13 @@
-"""The PatchGAN's 4x4 stride-1 convolution by Winograd's minimal filtering, F(3x3, 4x4).
+"""The PatchGAN's 4x4 stride-1 convolution by Winograd's minimal filtering, F(4x4, 4x4).
 
 At 256 px the discriminator's 256 -> 512 stride-1 layer is 63 % of its FLOPs (2.0 GMAC a pass,
 three passes a training step), and oneDNN already runs it near this CPU's peak. Winograd's
-algorithm computes each 3x3 block of outputs from a 6x6 input tile with 36 products instead of 144:
-the tiles and the weight go through fixed linear maps, 36 matrix products combine them, and a last
-map brings the 3x3 outputs back. The maps are small dense matrices applied as one GEMM each.
+algorithm computes each 4x4 block of outputs from a 7x7 input tile with 49 products instead of 256:
+the tiles and the weight go through fixed linear maps, 49 matrix products combine them, and a last
+map brings the 4x4 outputs back. The maps are small dense matrices applied as one GEMM each.
 Same function and weights; the float sums differ (relative error about 1e-5 against 4e-7 for
 oneDNN, both against float64). Measured on a 2-core Zen 3: the layer's forward + backward at
-256 px 60 -> 40 ms, the 256 px training step about 10 % faster (benchmarks/README.md).
+256 px 59 -> 36 ms, the 256 px training step about 12 % faster (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from torch import nn
 
 from .gemm_conv import measured_case, stride1_positions
 
-KERNEL, OUTPUT_TILE = 4, 3
+KERNEL, OUTPUT_TILE = 4, 4  # 3x3 blocks (6x6 tiles) were 12 % slower at 31 x 31 out, 7 % faster at 2 x 15 x 15
 TILE = OUTPUT_TILE + KERNEL - 1
-POINTS = (0.0, 1.0, -1.0, 0.5, -0.5)  # and infinity: the small points keep the rounding low
-OUT_BLOCK = 64  # output channels a block: 128 was 1.5 ms faster a call, 15-30 MB higher in peak RSS
-MIN_POSITIONS = 400  # output pixels x batch from which it was faster: 2 x 15 x 15 1.2x, 31 x 31 1.5x; 15 x 15 0.85x
+POINTS = (0.0, 1.0, -1.0, 0.5, -0.5, 2.0)  # and infinity: small points keep the rounding low
+OUT_BLOCK = 64  # output channels a block: at 256 px 32 was 5 ms slower a pass, 128 1 ms slower
+MIN_POSITIONS = 400  # output pixels x batch from which it was faster: 2 x 15 x 15 1.13x, 31 x 31 1.64x; 15 x 15 0.82x
 
 
 @functools.cache
@@ -54,13 +54,13 @@ def _tile_counts(height: int, width: int) -> tuple[int, int]:
 
 
 def _weight_products(weight: torch.Tensor, weight_map: torch.Tensor) -> torch.Tensor:
-    """(out, in, 4, 4) -> (TILE², out, in): the filter at each of the 36 evaluation points."""
+    """(out, in, 4, 4) -> (TILE², out, in): the filter at each of the 49 evaluation points."""
     out_channels, in_channels = weight.shape[:2]
     return (weight_map @ weight.view(-1, KERNEL * KERNEL).t()).view(TILE * TILE, out_channels, in_channels)
 
 
 def _input_products(x: torch.Tensor, input_map: torch.Tensor) -> torch.Tensor:
-    """(batch, in, H, W) -> (TILE², batch x tiles, in): each 6x6 tile of the padded input, transformed."""
+    """(batch, in, H, W) -> (TILE², batch x tiles, in): each 7x7 tile of the padded input, transformed."""
     batch, channels, height, width = x.shape
     rows, cols = _tile_counts(height, width)
     padded = F.pad(x, (1, cols * OUTPUT_TILE + 2 - width, 1, rows * OUTPUT_TILE + 2 - height))
@@ -70,8 +70,8 @@ def _input_products(x: torch.Tensor, input_map: torch.Tensor) -> torch.Tensor:
 
 
 class _WinogradConv(torch.autograd.Function):
-    """Blocks of ``OUT_BLOCK`` output channels at a time: each block's 36 transformed filters (2.4 MB
-    at 256 -> 512) are made, used while still in cache and dropped, instead of 19 MB at once."""
+    """Blocks of ``OUT_BLOCK`` output channels at a time: each block's 49 transformed filters (3.2 MB
+    at 256 -> 512) are made, used while still in cache and dropped, instead of 26 MB at once."""
 
     @staticmethod
     def forward(ctx, x, weight, bias):
@@ -88,7 +88,7 @@ class _WinogradConv(torch.autograd.Function):
         out = full[:, :, : height - 1, : width - 1].contiguous()
         if bias is not None:
             out += bias.view(1, -1, 1, 1)
-        ctx.save_for_backward(x, weight)  # not ``inputs``: 4.5x bigger, and glibc's heap kept the holes
+        ctx.save_for_backward(x, weight)  # not ``inputs``: 3x bigger, and glibc's heap kept the holes
         return out
 
     @staticmethod
@@ -118,7 +118,7 @@ class _WinogradConv(torch.autograd.Function):
                     grad_inputs.baddbmm_(grad_products, filters)
         if want_x:
             grad_tiles = (input_map.t() @ grad_inputs.view(TILE * TILE, -1)).view(TILE, TILE, batch, rows * cols, channels)
-            del grad_inputs  # at most two of these (4.5 MB each at 256 -> 512) alive at once
+            del grad_inputs  # at most two of these (3.2 MB each at 256 -> 512) alive at once
             columns = grad_tiles.permute(2, 4, 0, 1, 3).reshape(batch, channels * TILE * TILE, rows * cols)
             del grad_tiles
             size = (rows * OUTPUT_TILE + 3, cols * OUTPUT_TILE + 3)
