@@ -11,11 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import TINY, assert_user_error, make_pairs, run_cli
+from conftest import TINY, assert_user_error, make_pairs, run_cli, training_batches
 from pix2pix import checkpoint as ckpt
 from pix2pix.acceleration import Acceleration, resolve
 from pix2pix.config import TrainConfig
-from pix2pix.data import Task, TrainingSet
+from pix2pix.data import Task
 from pix2pix.errors import UserError
 from pix2pix.evaluation import evaluate
 from pix2pix.images import list_images
@@ -28,11 +28,6 @@ TINY_CONFIG = dict(crop_size=32, load_size=36, ngf=8, ndf=8, device="cpu")
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory):
     return make_pairs(tmp_path_factory.mktemp("accel") / "pairs", count=4)
-
-
-def first_batch(pairs, config):
-    dataset = TrainingSet(list_images(pairs), config.task, config.load_size, config.crop_size)
-    return dataset.batch(dataset.epoch_plan(0, 0), 0, 2)
 
 
 def test_cpu_defaults_change_nothing():
@@ -73,7 +68,7 @@ def test_bad_amp_option_is_one_line_exit_2(tmp_path, pairs):
 
 def test_channels_last_step_matches_contiguous(pairs):
     config = TrainConfig(dropout=0.0, **TINY_CONFIG)  # dropout masks are drawn in memory order, so they differ
-    inputs, targets = first_batch(pairs, config)
+    inputs, targets = training_batches(pairs, config, batch_size=2)[0]
     losses = {}
     for name, accel in (("plain", Acceleration(CPU)), ("nhwc", Acceleration(CPU, channels_last=True))):
         torch.manual_seed(0)

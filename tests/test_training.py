@@ -14,14 +14,14 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import ROOT, TINY, assert_user_error, make_pairs, make_photos, run_cli
+from conftest import ROOT, TINY, assert_user_error, make_pairs, make_photos, run_cli, training_batches
 from pix2pix import checkpoint as ckpt
+from pix2pix import training
+from pix2pix.acceleration import Acceleration
 from pix2pix.config import TrainConfig
 from pix2pix.data import Task, TrainingSet
 from pix2pix.errors import UserError
 from pix2pix.images import list_images
-from pix2pix import training
-from pix2pix.acceleration import Acceleration
 from pix2pix.training import Pix2Pix, train
 
 TINY_CONFIG = dict(crop_size=32, load_size=36, ngf=8, ndf=8, device="cpu")
@@ -68,18 +68,12 @@ def test_resume_in_process_equals_uninterrupted_across_epochs(tmp_path, pairs):
     assert steps == sorted(set(steps)) and steps[-1] == 12
 
 
-def _tiny_batches(pairs, config: TrainConfig, count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    dataset = TrainingSet(list_images(pairs), config.task, config.load_size, config.crop_size, flip=True)
-    plan = dataset.epoch_plan(0, 0)
-    return [dataset.batch(plan, index, 1) for index in range(count)]
-
-
 def test_early_steps_give_bit_identical_weights_and_free_large_gradients(pairs, monkeypatch):
     """G's large parameters stepped during the backward pass, the small ones after it: the same weights
     and optimiser state as one step after backward, and no large gradient kept."""
     monkeypatch.setattr(training, "EARLY_STEP_MIN_ELEMENTS", 4096)  # the tiny model has both kinds
     config = TrainConfig(**TINY_CONFIG)
-    batches = _tiny_batches(pairs, config, 4)
+    batches = training_batches(pairs, config, count=4)
     models = {}
     for early in (True, False):
         torch.manual_seed(0)
@@ -106,7 +100,7 @@ def test_no_early_steps_with_a_loss_scaler(pairs, monkeypatch):
     config = TrainConfig(**TINY_CONFIG)
     model = Pix2Pix(config, torch.device("cpu"), acceleration=Acceleration(torch.device("cpu"), amp_dtype=torch.float16))
     assert model.scaler.is_enabled()
-    model.train_step(*_tiny_batches(pairs, config, 1)[0])
+    model.train_step(*training_batches(pairs, config)[0])
     assert all(p.grad is not None for p in model.generator.parameters())
 
 
