@@ -22,8 +22,8 @@ def train_step_call(size: int, inputs, targets) -> Callable[[], object]:
     """One ``Pix2Pix.train_step`` on fixed inputs, of a model made after ``torch.manual_seed(0)``."""
     import torch
 
-    from pix2pix.config import TrainConfig
-    from pix2pix.training import Pix2Pix
+    from pix2pix.train.config import TrainConfig
+    from pix2pix.train.loop import Pix2Pix
 
     torch.manual_seed(0)
     model = Pix2Pix(TrainConfig(crop_size=size, load_size=size, device="cpu"), torch.device("cpu"))
@@ -34,9 +34,8 @@ def inference_call(batch) -> Callable[[], None]:
     """Our generator on ``batch`` in eval mode, under ``inference_mode``."""
     import torch
 
-    from pix2pix.config import TrainConfig
-    from pix2pix.models import init_weights
-    from pix2pix.training import build_generator
+    from pix2pix.nn.networks import build_generator, init_weights
+    from pix2pix.train.config import TrainConfig
 
     size = batch.shape[-1]
     torch.manual_seed(0)
@@ -55,7 +54,9 @@ def main() -> None:
     from pix2pix.perf import tune_process
 
     tune_process()  # before torch, as `import stages` does in every stage
-    from reference import time_and_report  # numpy, PIL and torch: nothing of the reference
+    from reference import (
+        time_and_report,  # numpy, PIL and torch: nothing of the reference
+    )
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["train_step", "infer"])

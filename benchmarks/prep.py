@@ -3,7 +3,7 @@
 Generates COUNT 512x512 JPEG photos-like images (two folders, A and B), then times
 ``process_folder`` with 1 and 2 workers and a bare PIL loop doing the same work (open, RGB,
 area-resize to 256 / paste A|B, save PNG), twice: with PIL's PNG encoder at its defaults (the
-loop a user would write) and with the stages' encoder (``pix2pix.images.encode_png``). Against
+loop a user would write) and with the stages' encoder (``pix2pix.data.images.encode_png``). Against
 the first the ratio is what a user gains; against the second, what the pipeline's safety
 (format normalisation, EXIF, error handling, atomic output) costs or the pool and the stages'
 resize gain. The pixels are the same but for the resize's rounding: the stage takes the exact

@@ -47,9 +47,10 @@ class Reference:
         if not (self.root / "models" / "pix2pix_model.py").is_file():
             raise SystemExit(f"{self.root}: not a pytorch-CycleGAN-and-pix2pix checkout (no models/pix2pix_model.py)")
         sys.path.insert(0, str(self.root))
-        from models import networks
         from models.pix2pix_model import Pix2PixModel
         from util import util
+
+        from models import networks
 
         self.networks, self.model_class, self.util = networks, Pix2PixModel, util
 

@@ -40,22 +40,24 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
-import torch
-from PIL import Image
-
 import ours
 import prep
+import torch
+from PIL import Image
+from reference import Reference, synthetic_batch
+
 from pix2pix import checkpoint as ckpt
 from pix2pix import imageops
-from pix2pix.config import TrainConfig
-from pix2pix.data import Task, TrainingSet, load_eval_pair
-from pix2pix.evaluation import evaluate
-from pix2pix.images import list_images
-from pix2pix.metrics import image_metrics
-from pix2pix.reference_import import layer_map
-from pix2pix.synthetic import facade_pair
-from pix2pix.training import Pix2Pix, generator_from_checkpoint
-from reference import Reference, synthetic_batch
+from pix2pix.data.dataset import TrainingSet, load_eval_pair
+from pix2pix.data.images import list_images
+from pix2pix.infer.evaluate import evaluate
+from pix2pix.infer.load import generator_from_checkpoint
+from pix2pix.infer.metrics import image_metrics
+from pix2pix.infer.reference_import import layer_map
+from pix2pix.prep.synthetic import facade_pair
+from pix2pix.task import Task
+from pix2pix.train.config import TrainConfig
+from pix2pix.train.loop import Pix2Pix
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE_SCRIPT = Path(__file__).resolve().parent / "reference.py"
@@ -264,7 +266,7 @@ def item_evaluate(plan: Plan, ref: Reference | None, tmp: Path) -> dict:
     Its peak RSS is the stage's, not this harness's. With a reference, ``reference.py test`` (its
     test.py, stock process, from its own checkpoint file) takes turns with the stage, run for run;
     and both evaluation loops also run in this process, alternating: ours
-    (``pix2pix.evaluation.evaluate``) and the reference's test.py loop. All in their default train mode.
+    (``pix2pix.infer.evaluate.evaluate``) and the reference's test.py loop. All in their default train mode.
     """
     pairs = tmp / "pairs"
     pairs.mkdir()

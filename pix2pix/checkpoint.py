@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from .errors import UserError
-from .files import atomic_write_bytes
+from pix2pix.errors import UserError
+from pix2pix.files import atomic_write_bytes
 
 FORMAT = "pix2pix-pipeline/1"
 CHECKPOINT_NAME = "checkpoint.pt"

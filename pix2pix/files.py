@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .errors import UserError
+from pix2pix.errors import UserError
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 
 from .common import stage_app, user_errors
-from .imageop_options import Format, ImageFormat, InputDir, OutputDir, SkipBad, Workers, run_image_operation
+from .imageop_options import (
+    Format,
+    ImageFormat,
+    InputDir,
+    OutputDir,
+    SkipBad,
+    Workers,
+    run_image_operation,
+)
 from .params import ParamsFile, ParamsSection
 
 app = stage_app("Blank out the centre of square images (inpainting inputs).")

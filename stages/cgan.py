@@ -44,8 +44,8 @@ def train(
     section: ParamsSection = None,
 ) -> None:
     """Train the conditional DCGAN on digits; metrics.json says how often it draws the digit asked for."""
-    from pix2pix.cgan import CGANConfig, load_data
-    from pix2pix.cgan import train as train_cgan
+    from pix2pix.train.cgan import CGANConfig, load_data
+    from pix2pix.train.cgan import train as train_cgan
     from stages.train import run_tracked
 
     config = validated(
@@ -82,10 +82,10 @@ def sample(
     section: ParamsSection = None,
 ) -> None:
     """Draw the digits you ask for with a trained conditional GAN."""
-    from pix2pix.cgan import N_CLASSES, SEED_MAX, draw, generator_from_checkpoint
+    from pix2pix.data.images import save_image
+    from pix2pix.device import select_device
     from pix2pix.errors import UserError
-    from pix2pix.images import save_image
-    from pix2pix.training import select_device
+    from pix2pix.train.cgan import N_CLASSES, SEED_MAX, draw, generator_from_checkpoint
 
     labels = list(dict.fromkeys(label)) if label else list(range(N_CLASSES))
     if not all(0 <= digit < N_CLASSES for digit in labels):

@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 
 from .common import stage_app, user_errors
-from .imageop_options import Format, ImageFormat, OutputDir, SkipBad, Workers, run_image_operation
+from .imageop_options import (
+    Format,
+    ImageFormat,
+    OutputDir,
+    SkipBad,
+    Workers,
+    run_image_operation,
+)
 from .params import ParamsFile, ParamsSection
 
 app = stage_app("Combine A and B images into A|B pairs.")

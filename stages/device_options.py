@@ -1,4 +1,4 @@
-"""The device speed options of train, evaluate and translate (see ``pix2pix.acceleration``), defined once."""
+"""The device speed options of train, evaluate and translate (see ``pix2pix.device``), defined once."""
 
 from __future__ import annotations
 
@@ -28,7 +28,6 @@ Compile = Annotated[
 
 def acceleration(device: str, amp: str, tf32: str, channels_last: str, cudnn_benchmark: str, compile: bool):
     """The selected device and its ``Acceleration``."""
-    from pix2pix.acceleration import resolve
-    from pix2pix.training import select_device
+    from pix2pix.device import resolve, select_device
 
     return resolve(select_device(device), amp, tf32, channels_last, cudnn_benchmark, compile)

@@ -66,8 +66,8 @@ def download(
     if name in BUILTIN:
         if url or sha256:
             raise UserError(f"{name} is built in: --url and --sha256 do not apply")
-        from pix2pix.samples import write_sample_photos
-        from pix2pix.synthetic import write_synthetic_facades
+        from pix2pix.prep.samples import write_sample_photos
+        from pix2pix.prep.synthetic import write_synthetic_facades
 
         write = write_synthetic_facades if name == "synthetic-facades" else write_sample_photos
         options = {"count": count, "size": size, "seed": seed}
@@ -78,7 +78,7 @@ def download(
     if count is not None or size is not None or seed is not None:
         raise UserError(f"--count, --size and --seed only apply to {' and '.join(BUILTIN)}")
 
-    from pix2pix.download import download_dataset
+    from pix2pix.prep.download import download_dataset
 
     with progress_bar(name, transfer=True) as update:
         result = download_dataset(

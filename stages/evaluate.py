@@ -12,9 +12,17 @@ from typing import Annotated, Optional
 import typer
 
 from stages.common import fail, stage_app, user_errors
-from stages.device_options import Amp, ChannelsLast, Compile, CudnnBenchmark, Device, Tf32, acceleration
-from stages.progress import counting_bar
+from stages.device_options import (
+    Amp,
+    ChannelsLast,
+    Compile,
+    CudnnBenchmark,
+    Device,
+    Tf32,
+    acceleration,
+)
 from stages.params import ParamsFile, ParamsSection
+from stages.progress import counting_bar
 
 app = stage_app(__doc__)
 
@@ -39,12 +47,12 @@ def evaluate(
     section: ParamsSection = None,
 ) -> None:
     """Translate every image in INPUT_DIR and compute L1, PSNR, SSIM (and CIEDE2000 for colorization)."""
-    from pix2pix.data import Task
-    from pix2pix.evaluation import EVAL_MODES
-    from pix2pix.evaluation import evaluate as evaluate_model
+    from pix2pix.data.images import list_images
     from pix2pix.files import atomic_directory
-    from pix2pix.images import list_images
-    from pix2pix.training import generator_from_checkpoint
+    from pix2pix.infer.evaluate import EVAL_MODES
+    from pix2pix.infer.evaluate import evaluate as evaluate_model
+    from pix2pix.infer.load import generator_from_checkpoint
+    from pix2pix.task import Task
 
     if eval_mode not in EVAL_MODES:
         raise fail(f"--eval_mode {eval_mode!r}: expected train or eval")

@@ -24,8 +24,8 @@ def export(
 
     Input "input": float32 (N, C, H, W) in [-1, 1] (RGB/127.5 - 1, or L/50 - 1 for colorization); output "output": the same layout (RGB, or ab/110). H and W must be multiples of 2^depth (256 for unet_256, 32 for a 32 px crop): reflect-pad, run, crop back. The direction, channels, multiple and form are in the file's metadata (ONNX metadata_props; TorchScript extra file pix2pix.json).
     """
-    from pix2pix.export import EXPORT_MODES, FORMATS, export_generator
-    from pix2pix.training import generator_from_checkpoint
+    from pix2pix.infer.export import EXPORT_MODES, FORMATS, export_generator
+    from pix2pix.infer.load import generator_from_checkpoint
 
     if fmt not in FORMATS:
         raise fail(f"--format {fmt!r}: expected {' or '.join(FORMATS)}")

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from .common import stage_app, user_errors
-from .imageop_options import Format, ImageFormat, InputDir, OutputDir, SkipBad, Workers, run_image_operation
+from .imageop_options import (
+    Format,
+    ImageFormat,
+    InputDir,
+    OutputDir,
+    SkipBad,
+    Workers,
+    run_image_operation,
+)
 from .params import ParamsFile, ParamsSection
 
 app = stage_app("Convert images to gray (kept as 3-channel RGB).")

@@ -57,8 +57,8 @@ def run_image_operation(
     format: ImageFormat,
     skip_bad: bool,
 ) -> None:
-    """Run ``operation`` over ``jobs`` (from ``pix2pix.imageops``) with a progress bar, then report."""
-    from pix2pix.imageops import SKIPPED_LIST, process_folder
+    """Run ``operation`` over ``jobs`` (from ``pix2pix.prep.imageops``) with a progress bar, then report."""
+    from pix2pix.prep.imageops import SKIPPED_LIST, process_folder
 
     from .progress import progress_bar
 

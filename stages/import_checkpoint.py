@@ -28,9 +28,9 @@ def import_checkpoint(
     dropout: Annotated[float, typer.Option(help="Dropout rate the model was trained with: 0.5, or 0 for --no_dropout (matters only with --eval_mode train).")] = 0.5,
 ) -> None:
     """Convert a pytorch-CycleGAN-and-pix2pix U-Net generator into this project's checkpoint format."""
-    from pix2pix.data import DIRECTIONS
-    from pix2pix.models import count_parameters
-    from pix2pix.reference_import import import_reference
+    from pix2pix.infer.reference_import import import_reference
+    from pix2pix.nn.networks import count_parameters
+    from pix2pix.task import DIRECTIONS
 
     if direction is not None and direction not in DIRECTIONS:
         raise fail(f"--direction {direction!r}: expected AtoB or BtoA")

@@ -34,7 +34,12 @@ def report(
 
     writes one page with each experiment's mean metrics side by side, linking to its report.
     """
-    from pix2pix.report import build_cgan_report, build_index, build_report, read_json
+    from pix2pix.apps.report import (
+        build_cgan_report,
+        build_index,
+        build_report,
+        read_json,
+    )
 
     if index is not None:
         if any(value is not None for value in (eval_dir, output_dir, run_dir, name)):

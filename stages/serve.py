@@ -29,10 +29,16 @@ def serve(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
     """Serve a demo page for a trained model at http://HOST:PORT/."""
-    from pix2pix.evaluation import EVAL_MODES
-    from pix2pix.inference import Translator
-    from pix2pix.serving import DemoModel, Limits, make_server, serve_until_signal, warn_if_exposed
-    from pix2pix.training import select_device
+    from pix2pix.apps.serve import (
+        DemoModel,
+        Limits,
+        make_server,
+        serve_until_signal,
+        warn_if_exposed,
+    )
+    from pix2pix.device import select_device
+    from pix2pix.infer.evaluate import EVAL_MODES
+    from pix2pix.infer.translate import Translator
 
     if eval_mode not in EVAL_MODES:
         raise fail(f"--eval_mode {eval_mode!r}: expected train or eval")

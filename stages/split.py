@@ -43,7 +43,7 @@ def split(
 
     Unlike the reference, files are copied (or linked), never moved.
     """
-    from pix2pix.splitting import split_folder
+    from pix2pix.prep.split import split_folder
 
     result = split_folder(
         input_dir, output_dir, train_frac=train_frac, val_frac=val_frac, test_frac=test_frac,

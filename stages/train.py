@@ -11,9 +11,16 @@ from typing import Annotated, Optional
 import typer
 
 from stages.common import stage_app, user_errors, validated
-from stages.device_options import Amp, ChannelsLast, Compile, CudnnBenchmark, Device, Tf32
-from stages.progress import training_bar
+from stages.device_options import (
+    Amp,
+    ChannelsLast,
+    Compile,
+    CudnnBenchmark,
+    Device,
+    Tf32,
+)
 from stages.params import ParamsFile, ParamsSection
+from stages.progress import training_bar
 
 app = stage_app(__doc__)
 
@@ -61,8 +68,8 @@ def train(
     section: ParamsSection = None,
 ) -> None:
     """Train pix2pix: U-Net generator, PatchGAN discriminator, cGAN + L1 loss."""
-    from pix2pix.config import TrainConfig
-    from pix2pix.images import list_images
+    from pix2pix.data.images import list_images
+    from pix2pix.train.config import TrainConfig
 
     config = validated(
         TrainConfig,
@@ -82,7 +89,7 @@ def run_training(
     config, paths: list[Path], output_dir: Path, mlflow_experiment: str | None = None, sample_freq: int = 0, cache_dir: Path | None = None
 ) -> dict:
     """Train pix2pix with a progress bar and optional MLflow tracking."""
-    from pix2pix.training import train as train_model
+    from pix2pix.train.loop import train as train_model
 
     return run_tracked(
         lambda callbacks, load_progress: train_model(config, paths, output_dir, callbacks, load_progress, cache_dir),
@@ -96,7 +103,7 @@ def run_training(
 
 def run_tracked(train_fn, output_dir: Path, params: dict, mlflow_experiment: str | None = None, sample_freq: int = 0, to_load: int = 0) -> dict:
     """Run ``train_fn(callbacks, load_progress) -> summary``, a training loop that reports through
-    ``pix2pix.training.Callbacks``, with a progress bar (log lines when stderr is not a terminal),
+    ``pix2pix.train.loop.Callbacks``, with a progress bar (log lines when stderr is not a terminal),
     optional MLflow tracking (params, losses, sample grids, the summary's numeric ``metrics``,
     generator.pt) and exit code 128 + signum after a SIGTERM / SIGINT checkpoint."""
     import signal
@@ -104,8 +111,8 @@ def run_tracked(train_fn, output_dir: Path, params: dict, mlflow_experiment: str
 
     from rich.progress import TextColumn
 
-    from pix2pix.distributed import from_environment
-    from pix2pix.training import Callbacks, TrainingInterrupted
+    from pix2pix.train.distributed import from_environment
+    from pix2pix.train.loop import Callbacks, TrainingInterrupted
 
     if not from_environment().main:  # another torchrun process: rank 0 shows progress and talks to MLflow
         try:

@@ -12,7 +12,15 @@ from typing import Annotated, Optional
 import typer
 
 from stages.common import fail, stage_app, user_errors
-from stages.device_options import Amp, ChannelsLast, Compile, CudnnBenchmark, Device, Tf32, acceleration
+from stages.device_options import (
+    Amp,
+    ChannelsLast,
+    Compile,
+    CudnnBenchmark,
+    Device,
+    Tf32,
+    acceleration,
+)
 from stages.progress import counting_bar
 
 app = stage_app(__doc__)
@@ -38,9 +46,9 @@ def translate(
     compile: Compile = False,
 ) -> None:
     """Translate an image or a folder of images of any size and aspect ratio."""
-    from pix2pix.evaluation import EVAL_MODES
-    from pix2pix.images import list_images
-    from pix2pix.inference import Translator, translate_files
+    from pix2pix.data.images import list_images
+    from pix2pix.infer.evaluate import EVAL_MODES
+    from pix2pix.infer.translate import Translator, translate_files
 
     if eval_mode not in EVAL_MODES:
         raise fail(f"--eval_mode {eval_mode!r}: expected train or eval")

@@ -66,8 +66,8 @@ def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> N
 
 def training_batches(pairs: Path, config, count: int = 1, batch_size: int = 1) -> list:
     """The first ``count`` (inputs, targets) batches of epoch 0, seed 0, that training draws from ``pairs``."""
-    from pix2pix.data import TrainingSet
-    from pix2pix.images import list_images
+    from pix2pix.data.dataset import TrainingSet
+    from pix2pix.data.images import list_images
 
     dataset = TrainingSet(list_images(pairs), config.task, config.load_size, config.crop_size)
     plan = dataset.epoch_plan(0, 0)

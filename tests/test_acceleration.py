@@ -9,17 +9,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import TINY, assert_user_error, make_pairs, run_cli, training_batches
 from PIL import Image
 
-from conftest import TINY, assert_user_error, make_pairs, run_cli, training_batches
 from pix2pix import checkpoint as ckpt
-from pix2pix.acceleration import Acceleration, resolve
-from pix2pix.config import TrainConfig
-from pix2pix.data import Task
+from pix2pix.data.images import list_images
+from pix2pix.device import Acceleration, resolve
 from pix2pix.errors import UserError
-from pix2pix.evaluation import evaluate
-from pix2pix.images import list_images
-from pix2pix.training import Pix2Pix, generator_from_checkpoint, train
+from pix2pix.infer.evaluate import evaluate
+from pix2pix.infer.load import generator_from_checkpoint
+from pix2pix.task import Task
+from pix2pix.train.config import TrainConfig
+from pix2pix.train.loop import Pix2Pix, train
 
 CPU = torch.device("cpu")
 TINY_CONFIG = dict(crop_size=32, load_size=36, ngf=8, ndf=8, device="cpu")

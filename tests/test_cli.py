@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
+
 from stages.cli import STAGES
 
 

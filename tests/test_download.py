@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assert_user_error, run_cli
 from PIL import Image
 
-from conftest import assert_user_error, run_cli
-from pix2pix.download import download_dataset, extract_archive
 from pix2pix.errors import UserError
+from pix2pix.prep.download import download_dataset, extract_archive
 
 
 class Server:

@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import TINY, assert_user_error, make_pairs, make_photos, run_cli
 from PIL import Image
 
-from conftest import TINY, assert_user_error, make_pairs, make_photos, run_cli
 from pix2pix.color import lab_normalized_to_rgb, rgb_to_lab_normalized
-from pix2pix.evaluation import pad_to_multiple, run_generator, set_eval_mode
-from pix2pix.metrics import image_metrics
-from pix2pix.models import UNetGenerator, init_weights
+from pix2pix.infer.evaluate import pad_to_multiple, run_generator, set_eval_mode
+from pix2pix.infer.metrics import image_metrics
+from pix2pix.nn.networks import UNetGenerator, init_weights
 
 
 @pytest.fixture(scope="module")

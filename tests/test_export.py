@@ -9,17 +9,17 @@ import onnx
 import onnxruntime
 import pytest
 import torch
+from conftest import assert_user_error, make_pairs, run_cli
+from test_translate import TINY_CONFIG, invoke
 from torch import nn
 
-from conftest import assert_user_error, make_pairs, run_cli
-from pix2pix.config import TrainConfig
-from pix2pix.evaluation import set_eval_mode
-from pix2pix.export import TORCHSCRIPT_METADATA, export_generator
-from pix2pix.images import list_images
-from pix2pix.models import UNetGenerator, init_weights
-from pix2pix.training import train
+from pix2pix.data.images import list_images
+from pix2pix.infer.evaluate import set_eval_mode
+from pix2pix.infer.export import TORCHSCRIPT_METADATA, export_generator
+from pix2pix.nn.networks import UNetGenerator, init_weights
+from pix2pix.train.config import TrainConfig
+from pix2pix.train.loop import train
 from stages.export import app
-from test_translate import TINY_CONFIG, invoke
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.load.* is deprecated:DeprecationWarning")
 

@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from pix2pix import gemm_conv
-from pix2pix.gemm_conv import DownConv, ScoreConv, UpConv
-from pix2pix.models import UNetGenerator
+from pix2pix.nn.gemm_conv import DownConv, ScoreConv, UpConv
+from pix2pix.nn.networks import UNetGenerator
 
 SHAPES = [(1, 8, 6, 2, 2, False), (2, 8, 6, 4, 2, True), (3, 5, 7, 2, 6, True), (1, 6, 4, 3, 5, False)]
 

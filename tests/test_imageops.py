@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assert_user_error, run_cli
 from PIL import Image
 
-from conftest import assert_user_error, run_cli
 from pix2pix import imageops, images
 from pix2pix.errors import UserError
 

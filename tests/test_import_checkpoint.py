@@ -1,7 +1,7 @@
 """Importing pytorch-CycleGAN-and-pix2pix generators: the same function as the reference network.
 
 ``ReferenceUnet`` below re-states the reference's recursive U-Net from its description (see
-pix2pix/reference_import.py), independently of this project's flat ``UNetGenerator``: the
+pix2pix/infer/reference_import.py), independently of this project's flat ``UNetGenerator``: the
 import must map one onto the other so both compute the same thing.
 """
 
@@ -13,18 +13,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import assert_user_error
 from PIL import Image
+from test_translate import invoke
 from torch import nn
 
-from conftest import assert_user_error
 from pix2pix import checkpoint as ckpt
 from pix2pix.errors import UserError
-from pix2pix.models import count_parameters
-from pix2pix.reference_import import convert
-from pix2pix.training import generator_from_checkpoint
+from pix2pix.infer.load import generator_from_checkpoint
+from pix2pix.infer.reference_import import convert
+from pix2pix.nn.networks import count_parameters
 from stages.import_checkpoint import app as import_app
 from stages.translate import app as translate_app
-from test_translate import invoke
 
 FIXTURE = Path(__file__).parent / "fixtures" / "jz_unet_256_keys.json"
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pix2pix.config import TrainConfig
-from pix2pix.data import Task
-from pix2pix.evaluation import evaluate
-from pix2pix.imageops import combine
-from pix2pix.images import list_images, read_rgb
-from pix2pix.metrics import image_metrics
-from pix2pix.synthetic import facade_pair
-from pix2pix.training import generator_from_checkpoint, train
+from pix2pix.data.images import list_images, read_rgb
+from pix2pix.infer.evaluate import evaluate
+from pix2pix.infer.load import generator_from_checkpoint
+from pix2pix.infer.metrics import image_metrics
+from pix2pix.prep.imageops import combine
+from pix2pix.prep.synthetic import facade_pair
+from pix2pix.task import Task
+from pix2pix.train.config import TrainConfig
+from pix2pix.train.loop import train
 
 
 def write_pairs(folder, indices, size):

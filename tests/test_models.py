@@ -4,8 +4,14 @@ import pytest
 import torch
 
 from pix2pix.errors import UserError
-from pix2pix.losses import GANLoss
-from pix2pix.models import PatchDiscriminator, UNetGenerator, count_parameters, init_weights, unet_depth
+from pix2pix.nn.losses import GANLoss
+from pix2pix.nn.networks import (
+    PatchDiscriminator,
+    UNetGenerator,
+    count_parameters,
+    init_weights,
+    unet_depth,
+)
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT, assert_user_error, run_cli
 
 EXPERIMENTS = ("facades", "inpainting", "colorization")

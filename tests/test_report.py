@@ -14,12 +14,12 @@ from urllib.parse import unquote
 
 import numpy as np
 import pytest
+from conftest import ROOT, assert_user_error, run_cli
 from markupsafe import escape
 from PIL import Image
 
-from conftest import ROOT, assert_user_error, run_cli
+from pix2pix.apps.report import build_index, build_report
 from pix2pix.errors import UserError
-from pix2pix.report import build_index, build_report
 
 # Harmless only if escaped: as HTML it would run a handler, as JSON text it would open a comment.
 HOSTILE = '<!--<img src=x onerror="document.body.dataset.pwned=1">&\''

@@ -21,14 +21,14 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import ROOT, make_pairs
-from pix2pix.config import TrainConfig
-from pix2pix.images import list_images
-from pix2pix.training import train
+from PIL import Image
 from test_report import chromium  # noqa: F401 (the fixture: finds or installs headless Chromium)
 from test_translate import TINY_CONFIG
+
+from pix2pix.data.images import list_images
+from pix2pix.train.config import TrainConfig
+from pix2pix.train.loop import train
 
 MAX_BYTES, MAX_PIXELS = 150_000, 100_000
 

@@ -11,7 +11,6 @@ import re
 import subprocess
 
 import pytest
-
 from conftest import ROOT, workflow_module
 from test_pipeline import EXPERIMENTS, clone, dvc  # noqa: F401 (clone: a fixture)
 from test_snakemake import snakemake

@@ -16,10 +16,10 @@ from pathlib import Path
 import psutil
 import torch
 import yaml
-
 from conftest import ROOT, workflow_module
-from pix2pix import checkpoint as ckpt
 from test_pipeline import EXPERIMENTS, VENV_BIN, _edit_params, clone, dvc, run  # noqa: F401 (clone: a fixture)
+
+from pix2pix import checkpoint as ckpt
 
 graph_module = workflow_module("graph")
 SNAKEMAKE = str(VENV_BIN / "snakemake")

@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
-
 from conftest import assert_user_error, run_cli
+
 from pix2pix.errors import UserError
-from pix2pix.splitting import assign_splits, group_names, split_fractions, split_folder
+from pix2pix.prep.split import assign_splits, group_names, split_folder, split_fractions
 
 
 def make_files(folder: Path, names) -> Path:

@@ -7,12 +7,12 @@ import time
 
 import numpy as np
 import pytest
+from conftest import assert_user_error, run_cli
 from PIL import Image
 
-from conftest import assert_user_error, run_cli
 from pix2pix import samples, synthetic
 from pix2pix.errors import UserError
-from pix2pix.splitting import split_folder
+from pix2pix.prep.split import split_folder
 
 
 def test_facade_palette_is_the_twelve_cmp_classes():

@@ -12,17 +12,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import (
+    ROOT,
+    TINY,
+    assert_user_error,
+    make_pairs,
+    make_photos,
+    run_cli,
+    training_batches,
+)
 from PIL import Image
 
-from conftest import ROOT, TINY, assert_user_error, make_pairs, make_photos, run_cli, training_batches
 from pix2pix import checkpoint as ckpt
 from pix2pix import training
-from pix2pix.acceleration import Acceleration
-from pix2pix.config import TrainConfig
-from pix2pix.data import Task, TrainingSet
+from pix2pix.data.dataset import TrainingSet
+from pix2pix.data.images import list_images
+from pix2pix.device import Acceleration
 from pix2pix.errors import UserError
-from pix2pix.images import list_images
-from pix2pix.training import Pix2Pix, train
+from pix2pix.task import Task
+from pix2pix.train.config import TrainConfig
+from pix2pix.train.loop import Pix2Pix, train
 
 TINY_CONFIG = dict(crop_size=32, load_size=36, ngf=8, ndf=8, device="cpu")
 

@@ -7,18 +7,24 @@ import subprocess
 import numpy as np
 import pytest
 import torch
+from conftest import assert_user_error, make_pairs, make_photos, run_cli
 from PIL import Image
 from torch import nn
 from typer.testing import CliRunner
 
-from conftest import assert_user_error, make_pairs, make_photos, run_cli
 from pix2pix.color import rgb_to_lab_normalized
-from pix2pix.config import TrainConfig
-from pix2pix.data import to_uint8
-from pix2pix.evaluation import run_generator
-from pix2pix.images import list_images, read_rgb
-from pix2pix.inference import Translator, feather, run_tiled, tile_starts, translate_files
-from pix2pix.training import train
+from pix2pix.data.images import list_images, read_rgb
+from pix2pix.infer.evaluate import run_generator
+from pix2pix.infer.translate import (
+    Translator,
+    feather,
+    run_tiled,
+    tile_starts,
+    translate_files,
+)
+from pix2pix.task import to_uint8
+from pix2pix.train.config import TrainConfig
+from pix2pix.train.loop import train
 from stages.translate import app
 
 # conftest.TINY as TrainConfig fields, to train in-process (no interpreter start-up).

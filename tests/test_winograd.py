@@ -6,9 +6,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from pix2pix import winograd
-from pix2pix.gemm_conv import ScoreConv
-from pix2pix.models import PatchDiscriminator
-from pix2pix.winograd import PatchConv
+from pix2pix.nn.gemm_conv import ScoreConv
+from pix2pix.nn.networks import PatchDiscriminator
+from pix2pix.nn.winograd import PatchConv
 
 
 @pytest.mark.parametrize("batch, in_channels, out_channels, height, width, bias", [(1, 3, 2, 2, 2, True), (2, 4, 3, 7, 5, False), (1, 2, 5, 9, 10, True)])

@@ -1,4 +1,4 @@
-"""Device speed options: mixed precision, TF32, channels_last, cuDNN autotuning, torch.compile.
+"""The device and its speed options: device selection, mixed precision, TF32, channels_last, cuDNN autotuning, torch.compile.
 
 Each option is ``auto`` by default: on for CUDA, where they pay, off on the CPU, where each was
 measured slower on the AVX2 machine this project is tested on (benchmarks/README.md:
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .errors import UserError
+from pix2pix.errors import UserError
 
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 SWITCHES = ("auto", "on", "off")
@@ -103,3 +103,15 @@ def resolve(
     if cuda:
         torch.backends.cudnn.benchmark = benchmark
     return Acceleration(device, _DTYPES.get(amp), _switch("channels_last", channels_last, cuda), compile)
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {name!r}: use auto, cpu or cuda[:N]") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} requested but CUDA is not available")
+    return device

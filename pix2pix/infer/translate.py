@@ -23,11 +23,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .acceleration import Acceleration
-from .data import Task
-from .errors import UserError
-from .evaluation import run_generator, set_eval_mode
-from .images import read_rgb, save_image
+from pix2pix.data.images import read_rgb, save_image
+from pix2pix.device import Acceleration
+from pix2pix.errors import UserError
+from pix2pix.infer.evaluate import run_generator, set_eval_mode
+from pix2pix.task import Task
 
 # Images held back while waiting for same-sized company, as a multiple of the batch size.
 PENDING_BATCHES = 4
@@ -124,7 +124,7 @@ class Translator:
         **options,
     ) -> Translator:
         """Direction, colorization and the default colour side (the crop size) come from the checkpoint."""
-        from .training import generator_from_checkpoint
+        from pix2pix.infer.load import generator_from_checkpoint
 
         generator, config = generator_from_checkpoint(checkpoint, device)
         set_eval_mode(generator, eval_mode)

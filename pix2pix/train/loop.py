@@ -22,15 +22,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import checkpoint as ckpt
-from .acceleration import Acceleration, resolve
-from .config import ARCHITECTURE_KEYS, TrainConfig
-from .data import Task, TrainingSet
-from .distributed import Group, session
-from .errors import UserError
-from .files import atomic_write_text
-from .losses import GANLoss
-from .models import PatchDiscriminator, UNetGenerator, init_weights, unet_depth
+from pix2pix import checkpoint as ckpt
+from pix2pix.data.dataset import TrainingSet
+from pix2pix.device import Acceleration, resolve, select_device
+from pix2pix.errors import UserError
+from pix2pix.files import atomic_write_text
+from pix2pix.nn.losses import GANLoss
+from pix2pix.nn.networks import (
+    build_discriminator,
+    build_generator,
+    init_weights,
+)
+from pix2pix.task import Task
+from pix2pix.train.config import ARCHITECTURE_KEYS, TrainConfig
+from pix2pix.train.distributed import Group, session
 
 LOSS_NAMES = ("G_GAN", "G_L1", "D_real", "D_fake")
 LOSS_COLUMNS = ("step", "epoch", *LOSS_NAMES, "lr")
@@ -46,34 +51,10 @@ class TrainingInterrupted(Exception):
         self.signum, self.step = signum, step
 
 
-def select_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"unknown device {name!r}: use auto, cpu or cuda[:N]") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {name!r} requested but CUDA is not available")
-    return device
 
 
-def build_generator(architecture: dict) -> UNetGenerator:
-    task = Task(architecture["direction"], architecture["lab_colorization"])
-    in_channels, out_channels = task.channels
-    return UNetGenerator(
-        in_channels,
-        out_channels,
-        depth=unet_depth(architecture["crop_size"], architecture["unet_depth"]),
-        ngf=architecture["ngf"],
-        norm=architecture["norm"],
-        dropout=architecture["dropout"],
-    )
 
 
-def build_discriminator(architecture: dict) -> PatchDiscriminator:
-    in_channels, out_channels = Task(architecture["direction"], architecture["lab_colorization"]).channels
-    return PatchDiscriminator(in_channels + out_channels, architecture["ndf"], architecture["patch"], architecture["norm"])
 
 
 class EarlySteps:
@@ -306,9 +287,9 @@ def train(
     """Train (or resume) into ``output_dir``; returns a summary. Raises ``TrainingInterrupted``.
 
     ``cache_dir``: keep the decoded images there as a memory-mapped file, reused by later runs
-    on the same files (see ``pix2pix.data``); by default they are decoded into memory.
+    on the same files (see ``pix2pix.data.dataset``); by default they are decoded into memory.
 
-    Under torchrun each process trains on its shard of every epoch (see ``pix2pix.distributed``);
+    Under torchrun each process trains on its shard of every epoch (see ``pix2pix.train.distributed``);
     rank 0 alone writes files and calls back.
     """
     config.depth()  # fail on an impossible crop size before loading any data
@@ -472,13 +453,3 @@ def _append_loss_row(path: Path, row: dict, columns: Sequence[str] = LOSS_COLUMN
         writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
 
 
-def generator_from_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
-    """The trained generator and the saved config of a run folder or checkpoint file."""
-    payload = ckpt.load(ckpt.resolve(path), map_location=device)
-    try:
-        with torch.device("meta"):  # no random initialisation of weights about to be replaced (0.2 s at 256 px)
-            generator = build_generator(payload["architecture"])
-        generator.load_state_dict(payload["generator"], assign=True)
-    except (KeyError, RuntimeError, TypeError) as exc:
-        raise UserError(f"{path}: checkpoint does not hold a matching generator ({str(exc).splitlines()[0][:200]})") from None
-    return generator.to(device, torch.float32), payload["config"]  # assign keeps a stored dtype: compute in fp32

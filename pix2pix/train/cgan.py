@@ -25,13 +25,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.nn import functional as F
 
-from . import checkpoint as ckpt
-from .errors import UserError
-from .files import atomic_write_text
-from .images import save_image
-from .losses import GANLoss
-from .models import init_weights
-from .training import (
+from pix2pix import checkpoint as ckpt
+from pix2pix.data.images import save_image
+from pix2pix.errors import UserError
+from pix2pix.files import atomic_write_text
+from pix2pix.nn.losses import GANLoss
+from pix2pix.nn.networks import init_weights
+from pix2pix.train.loop import (
     Callbacks,
     StepReport,
     TrainingInterrupted,

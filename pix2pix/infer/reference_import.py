@@ -32,10 +32,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import checkpoint as ckpt
-from .config import TrainConfig
-from .errors import UserError
-from .files import atomic_write_text
+from pix2pix import checkpoint as ckpt
+from pix2pix.errors import UserError
+from pix2pix.files import atomic_write_text
+from pix2pix.train.config import TrainConfig
 
 # The reference's load_size/crop_size ratio (286/256), for the recorded (informational) load size.
 LOAD_RATIO = 286 / 256
@@ -126,7 +126,7 @@ def convert(
     source: Path, direction: str | None = None, lab_colorization: bool = False, dropout: float = 0.5
 ) -> tuple[nn.Module, TrainConfig]:
     """The reference generator as this project's ``UNetGenerator``, and the config that rebuilds it."""
-    from .training import build_generator
+    from pix2pix.nn.networks import build_generator
 
     state = read_state_dict(source)
     found = infer_architecture(state, source)

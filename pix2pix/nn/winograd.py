@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .gemm_conv import measured_case, stride1_positions
+from pix2pix.nn.gemm_conv import measured_case, stride1_positions
 
 KERNEL, OUTPUT_TILE = 4, 4  # 3x3 blocks (6x6 tiles) were 12 % slower at 31 x 31 out, 7 % faster at 2 x 15 x 15
 TILE = OUTPUT_TILE + KERNEL - 1

@@ -21,71 +21,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .color import gray_rgb, lab_normalized_to_rgb, rgb_to_lab_normalized
-from .errors import UserError
-from .files import atomic_file
-from .images import open_rgb
-
-DIRECTIONS = ("AtoB", "BtoA")
-
-
-@dataclass(frozen=True)
-class Task:
-    """What the network translates: the pair direction, and whether it works in Lab."""
-
-    direction: str = "AtoB"
-    lab_colorization: bool = False
-
-    def __post_init__(self):
-        if self.direction not in DIRECTIONS:
-            raise UserError(f"direction {self.direction!r}: expected AtoB or BtoA")
-
-    @property
-    def channels(self) -> tuple[int, int]:
-        """(input, output) channels of the generator."""
-        if not self.lab_colorization:
-            return 3, 3
-        return (1, 2) if self.direction == "AtoB" else (2, 1)
-
-    def split(self, path: Path, image: Image.Image) -> tuple[Image.Image, Image.Image]:
-        """The (input, target) RGB images of one file: A|B halves, or the photo twice in Lab mode."""
-        if self.lab_colorization:
-            return image, image
-        width, height = image.size
-        half = width // 2
-        if half < 1:
-            raise UserError(f"{path}: {width}x{height} is too narrow to hold an A|B pair")
-        a, b = image.crop((0, 0, half, height)), image.crop((half, 0, 2 * half, height))
-        return (a, b) if self.direction == "AtoB" else (b, a)
-
-    def to_tensors(self, source: np.ndarray, target: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(H, W, 3)`` uint8 RGB input and target -> network tensors in [-1, 1]."""
-        if self.lab_colorization:
-            lab = torch.from_numpy(rgb_to_lab_normalized(source))
-            lightness, ab = lab[:1], lab[1:]
-            return (lightness, ab) if self.direction == "AtoB" else (ab, lightness)
-        return to_unit_range(source), to_unit_range(target)
-
-    def to_rgb(self, network_input: torch.Tensor, network_output: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Single-image tensors -> (input, output) as ``(H, W, 3)`` uint8 RGB for people to look at."""
-        x = network_input.detach().float().cpu().numpy()
-        y = network_output.detach().float().cpu().numpy()
-        if not self.lab_colorization:
-            return to_uint8(x), to_uint8(y)
-        if self.direction == "AtoB":
-            return gray_rgb(x[0]), lab_normalized_to_rgb(x[0], y)
-        return lab_normalized_to_rgb(np.zeros_like(x[0]), x), lab_normalized_to_rgb(y[0], x)
-
-
-def to_unit_range(rgb: np.ndarray) -> torch.Tensor:
-    """``(H, W, 3)`` uint8 -> ``(3, H, W)`` float32 in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(127.5).sub_(1.0)
-
-
-def to_uint8(chw: np.ndarray) -> np.ndarray:
-    """``(C, H, W)`` float in [-1, 1] -> ``(H, W, 3)`` uint8 (one channel becomes gray)."""
-    hwc = np.clip((chw.transpose(1, 2, 0) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
-    return np.repeat(hwc, 3, axis=2) if hwc.shape[2] == 1 else hwc
+from pix2pix.data.images import open_rgb
+from pix2pix.errors import UserError
+from pix2pix.files import atomic_file
+from pix2pix.task import Task
 
 
 def resize(image: Image.Image, size: int) -> Image.Image:

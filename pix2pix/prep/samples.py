@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import UserError
-from .files import atomic_directory
-from .images import encode_png, open_rgb
+from pix2pix.data.images import encode_png, open_rgb
+from pix2pix.errors import UserError
+from pix2pix.files import atomic_directory
 
 DATASET = "sample-photos"
 

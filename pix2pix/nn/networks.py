@@ -18,9 +18,10 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .errors import UserError
-from .gemm_conv import DownConv, ScoreConv, UpConv
-from .winograd import PatchConv
+from pix2pix.errors import UserError
+from pix2pix.nn.gemm_conv import DownConv, ScoreConv, UpConv
+from pix2pix.nn.winograd import PatchConv
+from pix2pix.task import Task
 
 # PatchGAN receptive field (pixels) -> number of stride-2 layers; 1 is the 1x1 "PixelGAN".
 PATCH_LAYERS = {1: 0, 16: 1, 34: 2, 70: 3, 142: 4, 286: 5}
@@ -171,3 +172,21 @@ def replace_batch_norms(module: nn.Module, replacement: Callable[[nn.BatchNorm2d
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def build_generator(architecture: dict) -> UNetGenerator:
+    task = Task(architecture["direction"], architecture["lab_colorization"])
+    in_channels, out_channels = task.channels
+    return UNetGenerator(
+        in_channels,
+        out_channels,
+        depth=unet_depth(architecture["crop_size"], architecture["unet_depth"]),
+        ngf=architecture["ngf"],
+        norm=architecture["norm"],
+        dropout=architecture["dropout"],
+    )
+
+
+def build_discriminator(architecture: dict) -> PatchDiscriminator:
+    in_channels, out_channels = Task(architecture["direction"], architecture["lab_colorization"]).channels
+    return PatchDiscriminator(in_channels + out_channels, architecture["ndf"], architecture["patch"], architecture["norm"])

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import UserError
-from .files import atomic_directory, atomic_write_text, check_output_separate
-from .images import IMAGE_SUFFIXES, encode_image, list_images, open_rgb
+from pix2pix.data.images import IMAGE_SUFFIXES, encode_image, list_images, open_rgb
+from pix2pix.errors import UserError
+from pix2pix.files import atomic_directory, atomic_write_text, check_output_separate
 
 # name -> (PIL format, file suffix, save options)
 FORMATS: dict[str, tuple[str, str, dict]] = {

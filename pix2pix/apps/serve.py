@@ -26,9 +26,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 from PIL import Image, ImageOps
 
-from .errors import UserError
-from .images import encode_png, to_rgb8
-from .inference import Translator
+from pix2pix.data.images import encode_png, to_rgb8
+from pix2pix.errors import UserError
+from pix2pix.infer.translate import Translator
 
 ACCEPTED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "BMP": "image/bmp", "GIF": "image/gif", "TIFF": "image/tiff"}
 # A too-large body is read and dropped up to this size so the client sees the 413 instead of a reset.

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from .errors import UserError
-from .files import atomic_directory, atomic_write_text, check_output_separate
+from pix2pix.errors import UserError
+from pix2pix.files import atomic_directory, atomic_write_text, check_output_separate
 
 IMAGE_KINDS = ("inputs", "outputs", "targets")
 # The adversarial terms every run logs (pix2pix and cGAN); its other loss columns get a panel of their own.

@@ -26,11 +26,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import checkpoint as ckpt
-from .data import Task
-from .errors import UserError
-from .files import atomic_write_bytes
-from .models import replace_batch_norms
+from pix2pix import checkpoint as ckpt
+from pix2pix.errors import UserError
+from pix2pix.files import atomic_write_bytes
+from pix2pix.nn.networks import replace_batch_norms
+from pix2pix.task import Task
 
 FORMATS = ("onnx", "torchscript")
 EXPORT_MODES = ("eval", "train")

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .data import Task
-from .models import PATCH_LAYERS, unet_depth
+from pix2pix.nn.networks import PATCH_LAYERS, unet_depth
+from pix2pix.task import Task
 
 # Options that shape the networks or the data: a resumed run must keep them.
 ARCHITECTURE_KEYS = (
@@ -49,7 +49,7 @@ class TrainConfig(BaseModel):
     save_freq: int = Field(5000, ge=1, description="steps between checkpoints (one is also written at the end)")
     log_freq: int = Field(10, ge=1, description="steps between rows of losses.csv")
     device: str = "auto"
-    # speed on the device (pix2pix.acceleration): not the model or the maths, so a resumed run may change them
+    # speed on the device (pix2pix.device): not the model or the maths, so a resumed run may change them
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
     tf32: Literal["auto", "on", "off"] = "auto"
     channels_last: Literal["auto", "on", "off"] = "auto"

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
-from .files import atomic_directory, check_output_separate
-from .images import list_images
+from pix2pix.data.images import list_images
+from pix2pix.errors import UserError
+from pix2pix.files import atomic_directory, check_output_separate
 
 SPLITS = ("train", "val", "test")
 

@@ -18,12 +18,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .acceleration import Acceleration
-from .data import Task, load_eval_pair
-from .files import atomic_write_text
-from .imageops import default_workers
-from .images import save_image
-from .models import replace_batch_norms
+from pix2pix.data.dataset import load_eval_pair
+from pix2pix.data.images import save_image
+from pix2pix.device import Acceleration
+from pix2pix.files import atomic_write_text
+from pix2pix.nn.networks import replace_batch_norms
+from pix2pix.prep.imageops import default_workers
+from pix2pix.task import Task
 
 EVAL_MODES = ("train", "eval")
 
@@ -114,7 +115,9 @@ def evaluate(
     def finish(name: str, input_rgb: np.ndarray, output_rgb: np.ndarray, target_rgb: np.ndarray) -> dict:
         for suffix, image in (("inputs", input_rgb), ("outputs", output_rgb), ("targets", target_rgb)):
             save_image(image, images_dir / f"{name}-{suffix}.png")
-        from .metrics import image_metrics  # SciPy's ~0.8 s import happens here, beside the next forward pass
+        from pix2pix.infer.metrics import (
+            image_metrics,  # SciPy's ~0.8 s import happens here, beside the next forward pass
+        )
 
         return {"name": name, **image_metrics(output_rgb, target_rgb, task.lab_colorization)}
 

@@ -28,8 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
-from .files import atomic_write_text, replace_directory, umasked
+from pix2pix.errors import UserError
+from pix2pix.files import atomic_write_text, replace_directory, umasked
 
 REMOTE_DATASETS = ("facades", "cityscapes", "maps", "edges2shoes", "edges2handbags", "night2day")
 URL_TEMPLATE = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/{name}.tar.gz"
