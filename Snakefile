@@ -3,14 +3,23 @@
 #   snakemake --profile slurm             every stage a SLURM job (slurm/config.yaml)
 #   snakemake --profile profiles/local    on this machine
 # A successful run records its outputs in dvc.lock (dvc commit), so DVC sees them as up to date.
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from pix2pix.errors import UserError
+from stages import params
 from workflow import graph
 
 configfile: "params.yaml"
 
 
-validate(config, "workflow/schemas/params.schema.json")
+# Before any job: the schema (types, choices, ranges), then the checks across options that the
+# stages make (e.g. crop_size <= load_size), with the same one-line message a stage would give.
+validate(config, "workflow/schemas/params.schema.json", set_default=False)
+try:
+    params.validate("params.yaml", config)
+except UserError as exc:
+    raise WorkflowError(str(exc)) from None
 
 GRAPH = graph.load(workflow.basedir)
 

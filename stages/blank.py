@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import functools
-from typing import Annotated
-
-import typer
 
 from .common import stage_app, user_errors
 from .imageop_options import (
-    Format,
-    ImageFormat,
+    BlankOptions,
     InputDir,
     OutputDir,
-    SkipBad,
-    Workers,
     run_image_operation,
 )
+from .options import with_options
 from .params import ParamsFile, ParamsSection
 
 app = stage_app("Blank out the centre of square images (inpainting inputs).")
@@ -24,15 +19,11 @@ app = stage_app("Blank out the centre of square images (inpainting inputs).")
 
 @app.command("blank")
 @user_errors
+@with_options(BlankOptions)
 def blank(
     input_dir: InputDir,
     output_dir: OutputDir,
-    fraction: Annotated[
-        float, typer.Option("--fraction", min=0.0, max=1.0, help="Side of the white square as a fraction of the width.")
-    ] = 0.3,
-    workers: Workers = None,
-    format: Format = ImageFormat.png,
-    skip_bad: SkipBad = False,
+    options: BlankOptions,
     params_file: ParamsFile = None,
     section: ParamsSection = None,
 ) -> None:
@@ -44,8 +35,8 @@ def blank(
     """
     from pix2pix.prep import imageops
 
-    operation = functools.partial(imageops.blank, fraction=fraction)
-    run_image_operation(operation, imageops.folder_jobs(input_dir), output_dir, workers, format, skip_bad)
+    operation = functools.partial(imageops.blank, fraction=options.fraction)
+    run_image_operation(operation, imageops.folder_jobs(input_dir), output_dir, options)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,12 @@ Stage modules import torch and friends inside their command functions, so ``--he
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import version
+from typing import Annotated
 
 import typer
+
+from stages.options import normalized
 
 # (module under stages/, extra names the same command answers to)
 STAGES: list[tuple[str, tuple[str, ...]]] = [
@@ -23,7 +27,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("report", ()),
     ("translate", ()),
     ("export", ()),
-    ("import_checkpoint", ("import_checkpoint",)),  # the command is import-checkpoint; both spellings work
+    ("import_checkpoint", ()),  # the command is import-checkpoint; import_checkpoint works too (normalised)
     ("serve", ()),
 ]
 
@@ -33,10 +37,24 @@ GROUPS: list[str] = ["cgan"]
 app = typer.Typer(
     help="pix2pix: image-to-image translation with a conditional GAN, as a reproducible pipeline.",
     no_args_is_help=True,
-    add_completion=False,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
+    context_settings={"token_normalize_func": normalized},  # `pix2pix import_checkpoint` is `import-checkpoint`
 )
+
+
+def show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"pix2pix {version('pix2pix-pipeline')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    show: Annotated[bool, typer.Option("--version", callback=show_version, is_eager=True, help="Show the version and exit.")] = False,
+) -> None:
+    """pix2pix: image-to-image translation with a conditional GAN, as a reproducible pipeline."""
+
 
 for module_name, aliases in STAGES:
     module = importlib.import_module(f"stages.{module_name}")

@@ -9,13 +9,11 @@ import typer
 
 from .common import stage_app, user_errors
 from .imageop_options import (
-    Format,
-    ImageFormat,
+    ImageOpOptions,
     OutputDir,
-    SkipBad,
-    Workers,
     run_image_operation,
 )
+from .options import with_options
 from .params import ParamsFile, ParamsSection
 
 app = stage_app("Combine A and B images into A|B pairs.")
@@ -23,23 +21,22 @@ app = stage_app("Combine A and B images into A|B pairs.")
 
 @app.command("combine")
 @user_errors
+@with_options(ImageOpOptions)
 def combine(
     a_dir: Annotated[
         Path,
         typer.Option(
-            "--a_dir", "--a-dir", "--input_dir", "--input-dir", "-a", "-i",
+            "--a-dir", "--input-dir", "-a", "-i",
             help="Folder of A images (left half). --input_dir is the reference's name for it.",
             show_default=False,
         ),
     ],
     b_dir: Annotated[
         Path,
-        typer.Option("--b_dir", "--b-dir", "-b", help="Folder of B images (right half), same base names.", show_default=False),
+        typer.Option("--b-dir", "-b", help="Folder of B images (right half), same base names.", show_default=False),
     ],
     output_dir: OutputDir,
-    workers: Workers = None,
-    format: Format = ImageFormat.png,
-    skip_bad: SkipBad = False,
+    options: ImageOpOptions,
     params_file: ParamsFile = None,
     section: ParamsSection = None,
 ) -> None:
@@ -51,7 +48,7 @@ def combine(
     """
     from pix2pix.prep import imageops
 
-    run_image_operation(imageops.combine, imageops.paired_jobs(a_dir, b_dir), output_dir, workers, format, skip_bad)
+    run_image_operation(imageops.combine, imageops.paired_jobs(a_dir, b_dir), output_dir, options)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from typing import TypeVar
 import typer
 
 from pix2pix.errors import UserError
+from stages.options import normalized
 
 F = TypeVar("F", bound=Callable)
 
@@ -35,18 +36,22 @@ def user_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class StageApp(typer.Typer):
+    """A Typer app whose commands accept ``--an_option`` for ``--an-option``, and the aliases of ``@with_options``."""
+
+    def command(self, *args, **kwargs):
+        register = super().command(*args, **kwargs)
+
+        def decorator(function):
+            registered = register(function)
+            info = self.registered_commands[-1]
+            normalize = getattr(function, "token_normalize_func", normalized)
+            info.context_settings = {**(info.context_settings or {}), "token_normalize_func": normalize}
+            return registered
+
+        return decorator
+
+
 def stage_app(help: str) -> typer.Typer:
     """A one-command Typer app, so ``python -m stages.NAME --help`` works like ``pix2pix NAME``."""
-    return typer.Typer(help=help, add_completion=False, rich_markup_mode="rich", pretty_exceptions_enable=False)
-
-
-def validated(model_cls, **values):
-    """Build a pydantic model; a validation error becomes one line naming the option."""
-    from pydantic import ValidationError
-
-    try:
-        return model_cls(**values)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"]) or model_cls.__name__
-        raise UserError(f"option {where}: {error['msg']}") from None
+    return StageApp(help=help, add_completion=False, rich_markup_mode="rich", pretty_exceptions_enable=False)

@@ -6,8 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import BaseModel, ConfigDict, Field
+
+from pix2pix.options import Flags
 
 from .common import stage_app, user_errors
+from .options import with_options
 from .params import ParamsFile, ParamsSection
 
 app = stage_app("Download a dataset, or generate a built-in one offline.")
@@ -15,8 +19,22 @@ app = stage_app("Download a dataset, or generate a built-in one offline.")
 BUILTIN = ("synthetic-facades", "sample-photos")
 
 
+class DownloadOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: Annotated[str | None, Flags("Data"), Field(description="Fetch this http(s):// or file:// .tar.gz / .tgz / .zip instead.")] = None
+    sha256: Annotated[
+        str | None, Flags("Data"), Field(pattern="^[0-9a-fA-F]{64}$", description="Expected sha256 of the archive \\[default: the one recorded by the first download].")
+    ] = None
+    retries: Annotated[int, Flags("Data"), Field(ge=0, description="Retries after a network failure (with backoff).")] = 5
+    count: Annotated[int | None, Flags("Built-in data"), Field(ge=1, description="Images to make \\[default: 400 facades, 200 photos].")] = None
+    size: Annotated[int | None, Flags("Built-in data"), Field(ge=8, description="Image side in pixels \\[default: 256].")] = None
+    seed: Annotated[int | None, Flags("Built-in data"), Field(ge=0, description="The seed; the same seed gives the same images \\[default: 0].")] = None
+
+
 @app.command("download")
 @user_errors
+@with_options(DownloadOptions)
 def download(
     name: Annotated[
         str,
@@ -26,22 +44,10 @@ def download(
             show_default=False,
         ),
     ],
+    options: DownloadOptions,
     output_dir: Annotated[
-        Path, typer.Option("--output_dir", "--output-dir", "-o", help="The dataset goes to OUTPUT_DIR/NAME.")
+        Path, typer.Option("--output-dir", "-o", help="The dataset goes to OUTPUT_DIR/NAME.", rich_help_panel="Paths")
     ] = Path("data/raw"),
-    url: Annotated[
-        str | None, typer.Option("--url", help="Fetch this http(s):// or file:// .tar.gz / .tgz / .zip instead.")
-    ] = None,
-    sha256: Annotated[
-        str | None,
-        typer.Option("--sha256", help="Expected sha256 of the archive \\[default: the one recorded by the first download]."),
-    ] = None,
-    retries: Annotated[int, typer.Option("--retries", min=0, help="Retries after a network failure (with backoff).")] = 5,
-    count: Annotated[
-        int | None, typer.Option("--count", min=1, help="Built-in datasets: images to make \\[default: 400 facades, 200 photos].")
-    ] = None,
-    size: Annotated[int | None, typer.Option("--size", min=8, help="Built-in datasets: image side in pixels \\[default: 256].")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Built-in datasets: the seed; the same seed gives the same images \\[default: 0].")] = None,
     params_file: ParamsFile = None,
     section: ParamsSection = None,
 ) -> None:
@@ -63,6 +69,7 @@ def download(
 
     from .progress import progress_bar
 
+    url, sha256, count, size, seed = options.url, options.sha256, options.count, options.size, options.seed
     if name in BUILTIN:
         if url or sha256:
             raise UserError(f"{name} is built in: --url and --sha256 do not apply")
@@ -82,7 +89,7 @@ def download(
 
     with progress_bar(name, transfer=True) as update:
         result = download_dataset(
-            name, output_dir, url=url, sha256=sha256, retries=retries, progress=update,
+            name, output_dir, url=url, sha256=sha256, retries=options.retries, progress=update,
             log=lambda message: typer.echo(f"{name}: {message}", err=True),
         )  # fmt: skip
     state = "downloaded and unpacked" if result.fetched else "already complete and verified:"

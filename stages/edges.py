@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import functools
-from typing import Annotated
-
-import typer
 
 from .common import stage_app, user_errors
 from .imageop_options import (
-    Format,
-    ImageFormat,
+    EdgesOptions,
     InputDir,
     OutputDir,
-    SkipBad,
-    Workers,
     run_image_operation,
 )
+from .options import with_options
 from .params import ParamsFile, ParamsSection
 
 app = stage_app("Draw Canny edge maps (black edges on white).")
@@ -24,15 +19,11 @@ app = stage_app("Draw Canny edge maps (black edges on white).")
 
 @app.command("edges")
 @user_errors
+@with_options(EdgesOptions)
 def edges(
     input_dir: InputDir,
     output_dir: OutputDir,
-    sigma: Annotated[
-        float, typer.Option("--sigma", min=0.0, help="Gaussian blur before Canny; larger keeps only the main contours.")
-    ] = 2.0,
-    workers: Workers = None,
-    format: Format = ImageFormat.png,
-    skip_bad: SkipBad = False,
+    options: EdgesOptions,
     params_file: ParamsFile = None,
     section: ParamsSection = None,
 ) -> None:
@@ -42,8 +33,8 @@ def edges(
     """
     from pix2pix.prep import imageops
 
-    operation = functools.partial(imageops.edges, sigma=sigma)
-    run_image_operation(operation, imageops.folder_jobs(input_dir), output_dir, workers, format, skip_bad)
+    operation = functools.partial(imageops.edges, sigma=options.sigma)
+    run_image_operation(operation, imageops.folder_jobs(input_dir), output_dir, options)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ def export(
     checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="Run folder written by `pix2pix train` or `pix2pix import-checkpoint`, or a generator.pt / checkpoint.pt file.")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="onnx (opset 17; needs the onnx package) or torchscript (load with torch.jit.load).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="File to write (atomically), e.g. generator.onnx or generator.ts.")],
-    eval_mode: Annotated[str, typer.Option("--eval-mode", "--eval_mode", help="eval: batch norm with the running statistics from training, no dropout (outputs independent of the batch). train: batch norm with each input batch's own statistics, as at the paper's test time, but no dropout (deterministic); translate one image per call to match the paper.")] = "eval",
+    eval_mode: Annotated[str, typer.Option("--eval-mode", help="eval: batch norm with the running statistics from training, no dropout (outputs independent of the batch). train: batch norm with each input batch's own statistics, as at the paper's test time, but no dropout (deterministic); translate one image per call to match the paper.")] = "eval",
 ) -> None:
     """Export the generator in evaluation form, with dynamic batch and spatial size.
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from .common import stage_app, user_errors
 from .imageop_options import (
-    Format,
-    ImageFormat,
+    ImageOpOptions,
     InputDir,
     OutputDir,
-    SkipBad,
-    Workers,
     run_image_operation,
 )
+from .options import with_options
 from .params import ParamsFile, ParamsSection
 
 app = stage_app("Convert images to gray (kept as 3-channel RGB).")
@@ -19,19 +17,18 @@ app = stage_app("Convert images to gray (kept as 3-channel RGB).")
 
 @app.command("grayscale")
 @user_errors
+@with_options(ImageOpOptions)
 def grayscale(
     input_dir: InputDir,
     output_dir: OutputDir,
-    workers: Workers = None,
-    format: Format = ImageFormat.png,
-    skip_bad: SkipBad = False,
+    options: ImageOpOptions,
     params_file: ParamsFile = None,
     section: ParamsSection = None,
 ) -> None:
     """Write each image as gray (ITU-R 601 luma) in three equal channels, so pairs stay RGB | RGB."""
     from pix2pix.prep import imageops
 
-    run_image_operation(imageops.grayscale, imageops.folder_jobs(input_dir), output_dir, workers, format, skip_bad)
+    run_image_operation(imageops.grayscale, imageops.folder_jobs(input_dir), output_dir, options)
 
 
 if __name__ == "__main__":

@@ -4,58 +4,67 @@ options, defined once, and the call that runs an operation over a folder and rep
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
+from pydantic import BaseModel, ConfigDict, Field
+
+from pix2pix.options import Flags
 
 
-class ImageFormat(str, Enum):
-    png = "png"
-    jpg = "jpg"
-    webp = "webp"
-    bmp = "bmp"
-    tiff = "tiff"
+class ImageOpOptions(BaseModel):
+    """Options every image operation takes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workers: Annotated[int | None, Flags("Speed", "-j"), Field(ge=1, description="Worker processes \\[default: all CPU cores; 1 = no pool].")] = None
+    format: Annotated[
+        Literal["png", "jpg", "webp", "bmp", "tiff"], Flags("Data"), Field(description="Output image format (files are named NAME.<format>).")
+    ] = "png"
+    skip_bad: Annotated[
+        bool,
+        Flags("Data"),
+        Field(description="Skip unreadable or unsuitable images and list them in OUTPUT_DIR/skipped.txt, instead of stopping with no output."),
+    ] = False
+
+
+class ResizeOptions(ImageOpOptions):
+    size: Annotated[int, Flags("Data"), Field(ge=1, description="Side of the square output, in pixels.")] = 256
+    pad: Annotated[bool, Flags("Data"), Field(description="Pad to a square with black instead of centre-cropping.")] = False
+
+
+class BlankOptions(ImageOpOptions):
+    fraction: Annotated[float, Flags("Data"), Field(ge=0.0, le=1.0, description="Side of the white square as a fraction of the width.")] = 0.3
+
+
+class EdgesOptions(ImageOpOptions):
+    sigma: Annotated[float, Flags("Data"), Field(ge=0.0, description="Gaussian blur before Canny; larger keeps only the main contours.")] = 2.0
 
 
 InputDir = Annotated[
     Path,
     typer.Option(
-        "--input_dir", "--input-dir", "-i",
+        "--input-dir", "-i",
         help="Folder of input images (JPEG, PNG, WebP, BMP, TIFF; EXIF rotation applied, any mode read as 8-bit RGB).",
         show_default=False,
+        rich_help_panel="Paths",
     ),
 ]  # fmt: skip
 OutputDir = Annotated[
     Path,
     typer.Option(
-        "--output_dir", "--output-dir", "-o",
+        "--output-dir", "-o",
         help="Folder to write. It appears complete or not at all: an existing one is replaced only on success.",
         show_default=False,
+        rich_help_panel="Paths",
     ),
 ]  # fmt: skip
-Workers = Annotated[
-    int | None,
-    typer.Option("--workers", "-j", min=1, help="Worker processes \\[default: all CPU cores; 1 = no pool].", show_default=False),
-]
-Format = Annotated[ImageFormat, typer.Option("--format", help="Output image format (files are named NAME.<format>).")]
-SkipBad = Annotated[
-    bool,
-    typer.Option(
-        "--skip_bad", "--skip-bad",
-        help="Skip unreadable or unsuitable images and list them in OUTPUT_DIR/skipped.txt, instead of stopping with no output.",
-    ),
-]  # fmt: skip
-
-
 def run_image_operation(
     operation: Callable,
     jobs: Sequence,
     output_dir: Path,
-    workers: int | None,
-    format: ImageFormat,
-    skip_bad: bool,
+    options: ImageOpOptions,
 ) -> None:
     """Run ``operation`` over ``jobs`` (from ``pix2pix.prep.imageops``) with a progress bar, then report."""
     from pix2pix.prep.imageops import SKIPPED_LIST, process_folder
@@ -64,7 +73,7 @@ def run_image_operation(
 
     with progress_bar(str(output_dir)) as update:
         result = process_folder(
-            operation, jobs, output_dir, workers=workers, format=format.value, skip_bad=skip_bad, progress=update
+            operation, jobs, output_dir, workers=options.workers, format=options.format, skip_bad=options.skip_bad, progress=update
         )
     for message in result.skipped:
         typer.echo(f"skipped: {message}", err=True)

@@ -22,9 +22,9 @@ app = stage_app(__doc__)
 @user_errors
 def import_checkpoint(
     source: Annotated[Path, typer.Argument(help="The reference's generator file, e.g. checkpoints/facades_label2photo_pretrained/latest_net_G.pth.")],
-    output_dir: Annotated[Path, typer.Option("--output-dir", "--output_dir", "-o", help="New run folder for generator.pt and options.json.")],
-    direction: Annotated[Optional[str], typer.Option("--direction", "--which-direction", "--which_direction", help="AtoB or BtoA, as the model was trained (facades label2photo: BtoA) \\[default: AtoB; colorization models: from the channels].")] = None,
-    lab_colorization: Annotated[bool, typer.Option("--lab-colorization", "--lab_colorization", help="Expect a colorization model (L -> ab, `--model colorization`); 1 -> 2 channel files are treated as one anyway.")] = False,
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="New run folder for generator.pt and options.json.")],
+    direction: Annotated[Optional[str], typer.Option("--direction", "--which-direction", help="AtoB or BtoA, as the model was trained (facades label2photo: BtoA) \\[default: AtoB; colorization models: from the channels].")] = None,
+    lab_colorization: Annotated[bool, typer.Option("--lab-colorization", help="Expect a colorization model (L -> ab, `--model colorization`); 1 -> 2 channel files are treated as one anyway.")] = False,
     dropout: Annotated[float, typer.Option(help="Dropout rate the model was trained with: 0.5, or 0 for --no_dropout (matters only with --eval_mode train).")] = 0.5,
 ) -> None:
     """Convert a pytorch-CycleGAN-and-pix2pix U-Net generator into this project's checkpoint format."""

@@ -2,9 +2,10 @@
 
 A stage started with ``--params params.yaml [--section KEY]`` takes its option defaults from
 that section (options given on the command line still win). Before that, the whole file is
-validated against the stage commands themselves: an unknown key or a value of the wrong type
-is one line naming the key and what was expected. The commands are the single source of
-truth for names, types and help texts; nothing is declared twice.
+validated against the config models the commands' options are generated from: an unknown key,
+a value of the wrong type or out of range is one line naming the file, the key, the value and
+what is allowed. Keys the pipeline sets itself (input and output paths, run names) are not
+options of the models, so params.yaml cannot hold them.
 """
 
 from __future__ import annotations
@@ -14,19 +15,27 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from pydantic import BaseModel, ValidationError
 
 from pix2pix.errors import UserError
+from stages.options import describe
 
-# The shape of params.yaml: a string leaf is the command whose options the section holds,
-# a type leaf is a plain value, "*" is any name (a dataset, an experiment).
+# The shape of params.yaml: a string leaf names the config model ("module:Class") whose options
+# the section holds, a type leaf is a plain value, "*" is any name (a dataset, an experiment).
 SCHEMA: dict = {
-    "data": {"*": "download"},
-    "resize": "resize",
-    "blank": "blank",
-    "split": {"*": "split"},
-    "experiments": {"*": {"dataset": str, "train": "train", "evaluate": "evaluate"}},
-    "cgan": {"*": "cgan train"},
+    "data": {"*": "stages.download:DownloadOptions"},
+    "resize": "stages.imageop_options:ResizeOptions",
+    "blank": "stages.imageop_options:BlankOptions",
+    "split": {"*": "stages.split:SplitOptions"},
+    "experiments": {"*": {"dataset": str, "train": "stages.train:TrainOptions", "evaluate": "stages.evaluate:EvaluateOptions"}},
+    "cgan": {"*": "pix2pix.train.config:CGANConfig"},
 }
+
+
+def model(name: str) -> type[BaseModel]:
+    """The config model a SCHEMA leaf names (imported on use: stage modules import this one)."""
+    module, attribute = name.split(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 def load_yaml(path: Path) -> dict:
@@ -46,31 +55,17 @@ def load_yaml(path: Path) -> dict:
     return data
 
 
-def command(name: str):
-    """The click command behind ``pix2pix NAME`` (``"cgan train"``: a subcommand of a group)."""
-    module, *subcommands = name.split()
-    cmd = typer.main.get_command(importlib.import_module(f"stages.{module}").app)
-    for subcommand in subcommands:
-        cmd = cmd.commands[subcommand]
-    return cmd
-
-
-def _check_section(path: Path, key: str, values: Any, command_name: str) -> None:
+def _check_section(path: Path, key: str, values: Any, model_name: str) -> None:
+    options = model(model_name)
     if not isinstance(values, dict):
-        raise UserError(f"{path}: {key}: expected a mapping of `pix2pix {command_name}` options, got {values!r}")
-    cmd = command(command_name)
-    options = {p.name: p for p in cmd.params if p.name not in ("params_file", "section", "help")}
-    ctx = typer.Context(cmd)
-    for name, value in values.items():
-        if name not in options:
-            raise UserError(f"{path}: {key}.{name}: unknown key; `pix2pix {command_name}` takes {', '.join(sorted(options))}")
-        param = options[name]
-        if value is None:
-            continue
-        try:
-            param.process_value(ctx, value)
-        except typer.BadParameter as exc:
-            raise UserError(f"{path}: {key}.{name}: {value!r} is not valid ({exc.message})") from None
+        raise UserError(f"{path}: {key}: expected a mapping of options, got {values!r}")
+    unknown = sorted(set(map(str, values)) - set(options.model_fields))
+    if unknown:
+        raise UserError(f"{path}: {key}.{unknown[0]}: unknown key; allowed: {', '.join(options.model_fields)}")
+    try:
+        options(**values)
+    except ValidationError as exc:
+        raise UserError(describe(exc, f"{path}: {key}.")) from None
 
 
 def validate(path: Path, params: dict) -> None:

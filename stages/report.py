@@ -16,13 +16,13 @@ app = stage_app(__doc__)
 @app.command("report")
 @user_errors
 def report(
-    eval_dir: Annotated[Optional[Path], typer.Option("--eval-dir", "--eval_dir", "-e", help="Results folder written by `pix2pix evaluate`.")] = None,
-    output_dir: Annotated[Optional[Path], typer.Option("--output-dir", "--output_dir", "-o", help="Report folder (replaced as a whole when done).")] = None,
-    run_dir: Annotated[Optional[Path], typer.Option("--run-dir", "--run_dir", "-r", help="Training run folder, for losses.csv and options.json \\[default: no loss curves].")] = None,
+    eval_dir: Annotated[Optional[Path], typer.Option("--eval-dir", "-e", help="Results folder written by `pix2pix evaluate`.")] = None,
+    output_dir: Annotated[Optional[Path], typer.Option("--output-dir", "-o", help="Report folder (replaced as a whole when done).")] = None,
+    run_dir: Annotated[Optional[Path], typer.Option("--run-dir", "-r", help="Training run folder, for losses.csv and options.json \\[default: no loss curves].")] = None,
     name: Annotated[Optional[str], typer.Option(help="Experiment name shown on the page \\[default: the eval folder's name].")] = None,
     index: Annotated[Optional[Path], typer.Option(help="Instead of a report, write this index page comparing the --experiment reports.")] = None,
     experiments: Annotated[Optional[list[str]], typer.Option("--experiment", metavar="NAME=DIR", help="NAME=REPORT_DIR, repeated: the reports the --index page lists.")] = None,
-    cgan_run: Annotated[Optional[Path], typer.Option("--cgan-run", "--cgan_run", help="Instead of an evaluation, report this `pix2pix cgan train` run folder (digit grid, conditioning accuracy, losses).")] = None,
+    cgan_run: Annotated[Optional[Path], typer.Option("--cgan-run", help="Instead of an evaluation, report this `pix2pix cgan train` run folder (digit grid, conditioning accuracy, losses).")] = None,
 ) -> None:
     """Write the HTML report of one experiment, or with --index a page comparing several.
 

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import functools
-from typing import Annotated
-
-import typer
 
 from .common import stage_app, user_errors
 from .imageop_options import (
-    Format,
-    ImageFormat,
     InputDir,
     OutputDir,
-    SkipBad,
-    Workers,
+    ResizeOptions,
     run_image_operation,
 )
+from .options import with_options
 from .params import ParamsFile, ParamsSection
 
 app = stage_app("Resize images to squares.")
@@ -24,14 +19,11 @@ app = stage_app("Resize images to squares.")
 
 @app.command("resize")
 @user_errors
+@with_options(ResizeOptions)
 def resize(
     input_dir: InputDir,
     output_dir: OutputDir,
-    size: Annotated[int, typer.Option("--size", min=1, help="Side of the square output, in pixels.")] = 256,
-    pad: Annotated[bool, typer.Option("--pad", help="Pad to a square with black instead of centre-cropping.")] = False,
-    workers: Workers = None,
-    format: Format = ImageFormat.png,
-    skip_bad: SkipBad = False,
+    options: ResizeOptions,
     params_file: ParamsFile = None,
     section: ParamsSection = None,
 ) -> None:
@@ -41,8 +33,8 @@ def resize(
     """
     from pix2pix.prep import imageops
 
-    operation = functools.partial(imageops.resize, size=size, pad=pad)
-    run_image_operation(operation, imageops.folder_jobs(input_dir), output_dir, workers, format, skip_bad)
+    operation = functools.partial(imageops.resize, size=options.size, pad=options.pad)
+    run_image_operation(operation, imageops.folder_jobs(input_dir), output_dir, options)
 
 
 if __name__ == "__main__":

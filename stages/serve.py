@@ -22,10 +22,10 @@ def serve(
     checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="Run folder written by `pix2pix train` or `pix2pix import-checkpoint`, or a generator.pt / checkpoint.pt file.")],
     port: Annotated[int, typer.Option(help="TCP port; 0 picks a free one (printed at start).")] = 8000,
     host: Annotated[str, typer.Option(help="Address to bind; anything but 127.0.0.1 exposes the model to the network.")] = "127.0.0.1",
-    eval_mode: Annotated[str, typer.Option("--eval-mode", "--eval_mode", help="train: dropout on and the image's own batch statistics, as in the paper (each request varies a little); eval: running statistics, no dropout.")] = "train",
-    max_bytes: Annotated[int, typer.Option("--max-bytes", "--max_bytes", help="Largest upload in bytes.")] = 10_000_000,
-    max_pixels: Annotated[int, typer.Option("--max-pixels", "--max_pixels", help="Largest upload in pixels (width x height), checked before decoding.")] = 4096 * 4096,
-    max_side: Annotated[int, typer.Option("--max-side", "--max_side", help="Larger images are translated in overlapping tiles of this size.")] = 1024,
+    eval_mode: Annotated[str, typer.Option("--eval-mode", help="train: dropout on and the image's own batch statistics, as in the paper (each request varies a little); eval: running statistics, no dropout.")] = "train",
+    max_bytes: Annotated[int, typer.Option("--max-bytes", help="Largest upload in bytes.")] = 10_000_000,
+    max_pixels: Annotated[int, typer.Option("--max-pixels", help="Largest upload in pixels (width x height), checked before decoding.")] = 4096 * 4096,
+    max_side: Annotated[int, typer.Option("--max-side", help="Larger images are translated in overlapping tiles of this size.")] = 1024,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
     """Serve a demo page for a trained model at http://HOST:PORT/."""

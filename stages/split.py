@@ -5,35 +5,48 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pix2pix.options import Flags
 
 from .common import stage_app, user_errors
 from .imageop_options import InputDir, OutputDir
+from .options import with_options
 from .params import ParamsFile, ParamsSection
 
 app = stage_app("Split a folder of images into train/val/test.")
 
 
+class SplitOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    train_frac: Annotated[float, Flags("Data"), Field(ge=0.0, le=1.0, description="Share of images for training.")] = 0.8
+    val_frac: Annotated[float | None, Flags("Data"), Field(ge=0.0, le=1.0, description="Share for validation \\[default: the rest, 0.2].")] = None
+    test_frac: Annotated[float, Flags("Data"), Field(ge=0.0, le=1.0, description="Share for testing.")] = 0.0
+    seed: Annotated[int, Flags("Data"), Field(ge=0, description="Seed of the shuffle; the same seed gives the same split.")] = 0
+    group_by: Annotated[
+        str | None,
+        Flags("Data"),
+        Field(description="Regular expression on file names without suffix; files with the same key (first group, or the whole match) "
+              r"stay in one split. E.g. '^(.+)_\d+$' keeps astronaut_001.png and astronaut_002.png together."),
+    ] = None
+    link: Annotated[bool, Flags("Data"), Field(description="Hard-link instead of copying (falls back to copying across filesystems).")] = False
+
+    @model_validator(mode="after")
+    def _shares_fit(self) -> "SplitOptions":
+        total = self.train_frac + (self.val_frac or 0.0) + self.test_frac
+        if total > 1.0 + 1e-9:
+            raise ValueError(f"train_frac + val_frac + test_frac is {total:g}: the shares must add up to at most 1")
+        return self
+
+
 @app.command("split")
 @user_errors
+@with_options(SplitOptions)
 def split(
     input_dir: InputDir,
     output_dir: OutputDir,
-    train_frac: Annotated[float, typer.Option("--train_frac", "--train-frac", min=0.0, max=1.0, help="Share of images for training.")] = 0.8,
-    val_frac: Annotated[
-        float | None,
-        typer.Option("--val_frac", "--val-frac", min=0.0, max=1.0, help="Share for validation \\[default: the rest, 0.2].", show_default=False),
-    ] = None,
-    test_frac: Annotated[float, typer.Option("--test_frac", "--test-frac", min=0.0, max=1.0, help="Share for testing.")] = 0.0,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the shuffle; the same seed gives the same split.")] = 0,
-    group_by: Annotated[
-        str | None,
-        typer.Option(
-            "--group_by", "--group-by",
-            help="Regular expression on file names without suffix; files with the same key (first group, or the whole match) "
-            r"stay in one split. E.g. '^(.+)_\d+$' keeps astronaut_001.png and astronaut_002.png together.",
-        ),
-    ] = None,
-    link: Annotated[bool, typer.Option("--link", help="Hard-link instead of copying (falls back to copying across filesystems).")] = False,
+    options: SplitOptions,
     params_file: ParamsFile = None,
     section: ParamsSection = None,
 ) -> None:
@@ -46,12 +59,12 @@ def split(
     from pix2pix.prep.split import split_folder
 
     result = split_folder(
-        input_dir, output_dir, train_frac=train_frac, val_frac=val_frac, test_frac=test_frac,
-        seed=seed, group_by=group_by, link=link,
+        input_dir, output_dir, train_frac=options.train_frac, val_frac=options.val_frac, test_frac=options.test_frac,
+        seed=options.seed, group_by=options.group_by, link=options.link,
     )  # fmt: skip
     counts = ", ".join(f"{name} {count}" for name, count in result.counts.items())
     how = "linked" if result.linked else "copied"
-    groups = f" in {result.groups} groups" if group_by else ""
+    groups = f" in {result.groups} groups" if options.group_by else ""
     typer.echo(f"{how} {sum(result.counts.values())} images{groups} into {output_dir}: {counts}")
     for name, count in result.counts.items():
         if count == 0:

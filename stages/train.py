@@ -9,80 +9,50 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from pydantic import Field
 
-from stages.common import stage_app, user_errors, validated
-from stages.device_options import (
-    Amp,
-    ChannelsLast,
-    Compile,
-    CudnnBenchmark,
-    Device,
-    Tf32,
-)
+from pix2pix.options import Flags
+from pix2pix.train.config import TrainConfig
+from stages.common import stage_app, user_errors
+from stages.options import with_options
 from stages.params import ParamsFile, ParamsSection
 from stages.progress import training_bar
 
 app = stage_app(__doc__)
 
 
+class TrainOptions(TrainConfig):
+    """`pix2pix train`'s options: the training config, plus where decoded images are kept and how often samples are logged."""
+
+    cache_dir: Annotated[
+        Path | None,
+        Flags("Data"),
+        Field(description="Keep the decoded training images here as a memory-mapped file, built once per dataset and reused by later runs and by every process of a multi-GPU run \\[default: decode into memory]."),
+    ] = None
+    sample_freq: Annotated[
+        int, Flags("Tracking"), Field(ge=1, description="Steps between sample grids (input | output | target) logged to MLflow.")
+    ] = 100
+
+    def training(self) -> TrainConfig:
+        return TrainConfig(**self.model_dump(include=set(TrainConfig.model_fields)))
+
+
 @app.command("train")
 @user_errors
+@with_options(TrainOptions)
 def train(
-    input_dir: Annotated[Path, typer.Option("--input-dir", "--input_dir", "-i", help="Folder of training images: A|B side by side, or plain colour photos with --lab-colorization.")],
-    output_dir: Annotated[Path, typer.Option("--output-dir", "--output_dir", "-o", help="Run folder: checkpoint.pt, generator.pt, losses.csv, options.json. An existing run here is resumed.")],
-    direction: Annotated[str, typer.Option("--which-direction", "--which_direction", "--direction", help="AtoB: left half -> right half; BtoA: right -> left (facades labels -> photo).")] = "AtoB",
-    lab_colorization: Annotated[bool, typer.Option("--lab-colorization", "--lab_colorization", help="Colorize: plain colour images, L channel in, ab channels out (Lab space).")] = False,
-    max_epochs: Annotated[Optional[int], typer.Option("--max-epochs", "--max_epochs", help="Total epochs \\[default: n_epochs + n_epochs_decay].")] = None,
-    max_steps: Annotated[Optional[int], typer.Option("--max-steps", "--max_steps", help="Stop after this many steps (wins over epochs).")] = None,
-    n_epochs: Annotated[int, typer.Option("--n-epochs", "--n_epochs", "--niter", help="Epochs at the initial learning rate.")] = 100,
-    n_epochs_decay: Annotated[int, typer.Option("--n-epochs-decay", "--n_epochs_decay", "--niter_decay", help="Epochs of linear decay to zero after that.")] = 100,
-    batch_size: Annotated[int, typer.Option("--batch-size", "--batch_size", help="Images per step (the paper uses 1).")] = 1,
-    load_size: Annotated[int, typer.Option("--load-size", "--load_size", "--scale_size", help="Images are resized to this square before the random crop.")] = 286,
-    crop_size: Annotated[int, typer.Option("--crop-size", "--crop_size", help="Training crop; the U-Net depth follows it (256 -> 8 levels).")] = 256,
-    flip: Annotated[bool, typer.Option("--flip/--no-flip", " /--no_flip", help="Random horizontal flips.")] = True,
-    ngf: Annotated[int, typer.Option(help="Generator filters in the first layer.")] = 64,
-    ndf: Annotated[int, typer.Option(help="Discriminator filters in the first layer.")] = 64,
-    norm: Annotated[str, typer.Option(help="batch or instance normalisation.")] = "batch",
-    patch: Annotated[int, typer.Option(help="PatchGAN receptive field: 1 (PixelGAN), 16, 34, 70, 142 or 286.")] = 70,
-    unet_depth: Annotated[Optional[int], typer.Option("--unet-depth", "--unet_depth", help="U-Net levels \\[default: from the crop size, at most 8].")] = None,
-    dropout: Annotated[float, typer.Option(help="Dropout in the inner decoder blocks; 0 turns it off (the reference's --no_dropout).")] = 0.5,
-    gan_mode: Annotated[str, typer.Option("--gan-mode", "--gan_mode", help="vanilla (cross-entropy) or lsgan (least squares).")] = "vanilla",
-    l1_weight: Annotated[float, typer.Option("--l1-weight", "--l1_weight", "--lambda_L1", help="Weight of the L1 term.")] = 100.0,
-    gan_weight: Annotated[float, typer.Option("--gan-weight", "--gan_weight", help="Weight of the GAN term.")] = 1.0,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 2e-4,
-    beta1: Annotated[float, typer.Option(help="Adam beta1.")] = 0.5,
-    beta2: Annotated[float, typer.Option(help="Adam beta2.")] = 0.999,
-    seed: Annotated[int, typer.Option(help="Seed for init, data order, crops and dropout: CPU runs repeat bit for bit.")] = 0,
-    save_freq: Annotated[int, typer.Option("--save-freq", "--save_freq", help="Steps between checkpoints (one is always written at the end).")] = 5000,
-    log_freq: Annotated[int, typer.Option("--log-freq", "--log_freq", "--print_freq", help="Steps between rows of losses.csv.")] = 10,
-    device: Device = "auto",
-    amp: Amp = "auto",
-    tf32: Tf32 = "auto",
-    channels_last: ChannelsLast = "auto",
-    cudnn_benchmark: CudnnBenchmark = "auto",
-    compile: Compile = False,
-    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", "--cache_dir", help="Keep the decoded training images here as a memory-mapped file, built once per dataset and reused by later runs and by every process of a multi-GPU run \\[default: decode into memory].")] = None,
-    mlflow_experiment: Annotated[Optional[str], typer.Option("--mlflow-experiment", "--mlflow_experiment", help="Log params, losses, sample grids and the generator to this MLflow experiment \\[default: no tracking].")] = None,
-    sample_freq: Annotated[int, typer.Option("--sample-freq", "--sample_freq", help="Steps between sample grids (input | output | target) logged to MLflow.")] = 100,
+    input_dir: Annotated[Path, typer.Option("--input-dir", "-i", help="Folder of training images: A|B side by side, or plain colour photos with --lab-colorization.", rich_help_panel="Paths")],
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Run folder: checkpoint.pt, generator.pt, losses.csv, options.json. An existing run here is resumed.", rich_help_panel="Paths")],
+    options: TrainOptions,
+    mlflow_experiment: Annotated[Optional[str], typer.Option("--mlflow-experiment", help="Log params, losses, sample grids and the generator to this MLflow experiment \\[default: no tracking].", rich_help_panel="Tracking")] = None,
     params_file: ParamsFile = None,
     section: ParamsSection = None,
 ) -> None:
     """Train pix2pix: U-Net generator, PatchGAN discriminator, cGAN + L1 loss."""
     from pix2pix.data.images import list_images
-    from pix2pix.train.config import TrainConfig
 
-    config = validated(
-        TrainConfig,
-        direction=direction, lab_colorization=lab_colorization, max_epochs=max_epochs, max_steps=max_steps,
-        n_epochs=n_epochs, n_epochs_decay=n_epochs_decay, batch_size=batch_size, load_size=load_size,
-        crop_size=crop_size, flip=flip, ngf=ngf, ndf=ndf, norm=norm, patch=patch, unet_depth=unet_depth,
-        dropout=dropout, gan_mode=gan_mode, l1_weight=l1_weight, gan_weight=gan_weight, lr=lr, beta1=beta1,
-        beta2=beta2, seed=seed, save_freq=save_freq, log_freq=log_freq, device=device, amp=amp, tf32=tf32,
-        channels_last=channels_last, cudnn_benchmark=cudnn_benchmark, compile=compile,
-    )  # fmt: skip
-    config.depth()
     paths = list_images(input_dir)
-    run_training(config, paths, output_dir, mlflow_experiment, sample_freq, cache_dir)
+    run_training(options.training(), paths, output_dir, mlflow_experiment, options.sample_freq, options.cache_dir)
 
 
 def run_training(

@@ -24,11 +24,11 @@ from pix2pix.errors import UserError
 from pix2pix.train.cgan import (
     IDX_IMAGES,
     IDX_LABELS,
-    CGANConfig,
     load_mnist,
     read_idx,
     train,
 )
+from pix2pix.train.config import CGANConfig
 
 TINY = dict(nz=16, ngf=8, ndf=8, batch_size=32, eval_per_digit=5, grid_columns=2, device="cpu")
 TINY_ARGS = ["--nz", "16", "--ngf", "8", "--ndf", "8", "--batch_size", "32", "--eval_per_digit", "5", "--grid_columns", "2", "--device", "cpu"]

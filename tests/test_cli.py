@@ -18,7 +18,7 @@ def test_console_script_lists_every_stage():
     assert result.returncode == 0, result.stderr
     for name, aliases in STAGES:
         for command in (name, *aliases):
-            assert f" {command} " in result.stdout, command
+            assert f" {command.replace('_', '-')} " in result.stdout, command
 
 
 @pytest.mark.parametrize("name", [name for name, _ in STAGES])
@@ -28,8 +28,36 @@ def test_each_stage_runs_as_a_module_with_help(name):
     assert "Usage" in result.stdout and "--help" in result.stdout
 
 
-def test_original_and_dashed_spellings_are_both_accepted():
+def test_help_shows_one_spelling_per_option_in_panels():
     text = run_cli("stages.train", "--help").stdout
-    for option in ("--which-direction", "--which_direction", "--lab_colorization", "--max_epochs", "--input_dir", "--output_dir", "--no_flip"):
+    for option in ("--direction", "--lab-colorization", "--max-epochs", "--input-dir", "--output-dir", "--no-flip", "--lr"):
         assert option in text, option
-    assert "--checkpoint" in run_cli("stages.evaluate", "--help").stdout
+    for hidden in ("--which_direction", "--which-direction", "--input_dir", "--niter", "--lambda-L1"):
+        assert hidden not in text, hidden
+    panels = [panel for panel in ("Paths", "Data", "Model", "Loss", "Optimiser", "Schedule", "Checkpoints", "Speed", "Tracking") if f"─ {panel} ─" in text]
+    assert len(panels) == 9 and sorted(panels, key=text.index) == panels
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        ["--which_direction", "BtoA", "--lab_colorization", "--max_epochs", "3", "--no_flip", "--niter", "1", "--lambda_L1", "10"],
+        ["--which-direction", "BtoA", "--lab-colorization", "--max-epochs", "3", "--no-flip", "--n-epochs", "1", "--l1-weight", "10"],
+        ["--direction", "BtoA", "--lab-colorization", "--max-epochs", "3", "--no-flip", "--n_epochs", "1", "--l1_weight", "10"],
+    ],
+)
+def test_original_and_dashed_spellings_give_the_same_options(tmp_path, spelling):
+    """Every spelling reaches the command: it fails on the missing folder, after the options were read."""
+    result = run_cli("stages.train", "--input_dir", str(tmp_path / "none"), "--output_dir", str(tmp_path / "run"), *spelling)
+    assert result.returncode == 2 and "not a directory" in result.stderr, result.stderr
+
+
+def test_a_bad_option_value_is_one_line_before_any_data_is_read(tmp_path):
+    result = run_cli("stages.train", "-i", str(tmp_path / "none"), "-o", str(tmp_path / "run"), "--crop_size", "48", "--load_size", "48")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: option: crop size 48 is not divisible by 2^5 = 32 (U-Net depth 5); use a multiple of 32 or choose another depth"
+
+
+def test_version():
+    result = run_cli("stages.cli", "--version")
+    assert result.returncode == 0 and result.stdout.startswith("pix2pix ")

@@ -10,8 +10,8 @@ from pix2pix.nn.networks import (
     UNetGenerator,
     count_parameters,
     init_weights,
-    unet_depth,
 )
+from pix2pix.nn.sizes import unet_depth
 
 
 @pytest.mark.parametrize(

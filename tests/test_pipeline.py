@@ -148,7 +148,16 @@ def test_local_remote_push_then_pull_restores_identical_outputs(clone, tmp_path)
     ("edit", "fragment"),
     [
         (lambda p: p["experiments"]["facades"]["train"].update(lrr=1), "experiments.facades.train.lrr: unknown key"),
-        (lambda p: p["experiments"]["facades"]["train"].update(ngf="wide"), "experiments.facades.train.ngf: 'wide' is not valid"),
+        (lambda p: p["experiments"]["facades"]["train"].update(ngf="wide"), "experiments.facades.train.ngf: 'wide' is not allowed"),
+        (lambda p: p["experiments"]["facades"]["train"].update(lr=-1), "experiments.facades.train.lr: -1 is not allowed (Input should be greater than 0)"),
+        (lambda p: p["experiments"]["facades"]["train"].update(patch=71), "experiments.facades.train.patch: 71 is not allowed"),
+        (lambda p: p["experiments"]["facades"]["train"].update(norm="banana"), "experiments.facades.train.norm: 'banana' is not allowed"),
+        (lambda p: p["experiments"]["facades"]["train"].update(batch_size=0), "experiments.facades.train.batch_size: 0 is not allowed"),
+        (lambda p: p["experiments"]["facades"]["train"].update(crop_size=128), "experiments.facades.train: crop_size 128 is larger than load_size 72"),
+        (lambda p: p["experiments"]["facades"]["train"].update(input_dir="x"), "experiments.facades.train.input_dir: unknown key"),
+        (lambda p: p["experiments"]["facades"]["evaluate"].update(eval_mode="test"), "experiments.facades.evaluate.eval_mode: 'test' is not allowed"),
+        (lambda p: p["split"]["facades"].update(test_frac=0.5), "split.facades: train_frac + val_frac + test_frac is 1.5"),
+        (lambda p: p["cgan"]["digits-cgan"].update(seed=2**40), "cgan.digits-cgan.seed: 1099511627776 is not allowed"),
         (lambda p: p.update(blanks={}), "blanks: unknown key"),
     ],
 )

@@ -1,50 +1,28 @@
-"""The JSON schema of params.yaml, generated from the stage commands, for Snakemake's ``validate``.
+"""The JSON schema of params.yaml, generated from the config models, for Snakemake's ``validate``.
 
-stages/params.py's SCHEMA says which command's options each section holds; the commands give the
-names, types, ranges and help. A null value means "the command's default", as for the stages.
-The committed workflow/schemas/params.schema.json is this module's output (a test checks it):
+stages/params.py's SCHEMA says which config model each section holds; the models give the
+names, types, choices, ranges and help. The committed workflow/schemas/params.schema.json is
+this module's output (a test checks it):
 
     python -m workflow.schema > workflow/schemas/params.schema.json
 """
 
 from __future__ import annotations
 
-import enum
 import json
-from pathlib import Path
 from typing import Any
 
-from stages.params import SCHEMA, command
+from stages.params import SCHEMA, model
 
-JSON_TYPES = {str: "string", Path: "string", bool: "boolean", int: "integer", float: "number"}
-NOT_PARAMS = ("params_file", "section")  # --params / --section say where params come from
-
-
-def option_schema(option) -> dict[str, Any]:
-    annotation = option.type_descriptor.annotation
-    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
-        schema: dict[str, Any] = {"enum": [member.value for member in annotation] + [None]}
-    elif annotation in JSON_TYPES:
-        schema = {"type": [JSON_TYPES[annotation], "null"]}
-    else:
-        raise TypeError(f"option {option.name}: no JSON schema type for {annotation!r}")
-    if option.min is not None:
-        schema["minimum"] = option.min
-    if option.max is not None:
-        schema["maximum"] = option.max
-    if option.help:
-        schema["description"] = option.help
-    return schema
+JSON_TYPES = {str: "string"}
 
 
 def section_schema(name: str) -> dict[str, Any]:
-    options = [option for option in command(name).params if option.name not in NOT_PARAMS]
-    return {
-        "type": "object",
-        "description": f"Options of `pix2pix {name}`.",
-        "properties": {option.name: option_schema(option) for option in options},
-        "additionalProperties": False,
-    }
+    schema = model(name).model_json_schema()
+    schema.pop("title", None)
+    for option in schema["properties"].values():
+        option.pop("title", None)
+    return schema
 
 
 def node_schema(node: Any) -> dict[str, Any]:

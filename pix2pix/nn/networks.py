@@ -12,7 +12,6 @@ one matrix product over the 16 taps.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
@@ -20,11 +19,10 @@ from torch import nn
 
 from pix2pix.errors import UserError
 from pix2pix.nn.gemm_conv import DownConv, ScoreConv, UpConv
+from pix2pix.nn.sizes import PATCH_LAYERS, unet_depth
 from pix2pix.nn.winograd import PatchConv
 from pix2pix.task import Task
 
-# PatchGAN receptive field (pixels) -> number of stride-2 layers; 1 is the 1x1 "PixelGAN".
-PATCH_LAYERS = {1: 0, 16: 1, 34: 2, 70: 3, 142: 4, 286: 5}
 NORMS = ("batch", "instance")
 
 
@@ -34,19 +32,6 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
     if kind == "instance":
         return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
     raise UserError(f"unknown norm {kind!r}: expected one of {', '.join(NORMS)}")
-
-
-def unet_depth(crop_size: int, depth: int | None = None) -> int:
-    """Down-sampling steps for a crop size: a 1x1 bottleneck, at most 8 steps like unet_256."""
-    if crop_size < 2:
-        raise UserError(f"crop size {crop_size} is too small: the U-Net needs at least 2 px")
-    depth = depth or min(8, int(math.log2(crop_size)))
-    if crop_size % 2**depth:
-        raise UserError(
-            f"crop size {crop_size} is not divisible by 2^{depth} = {2**depth} (U-Net depth {depth}); "
-            f"use a multiple of {2**depth} or choose another depth"
-        )
-    return depth
 
 
 class UNetGenerator(nn.Module):

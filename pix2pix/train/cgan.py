@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.nn import functional as F
 
@@ -31,6 +30,7 @@ from pix2pix.errors import UserError
 from pix2pix.files import atomic_write_text
 from pix2pix.nn.losses import GANLoss
 from pix2pix.nn.networks import init_weights
+from pix2pix.train.config import CGAN_ARCHITECTURE_KEYS, CGAN_KIND, CGANConfig
 from pix2pix.train.loop import (
     Callbacks,
     StepReport,
@@ -48,41 +48,11 @@ IMAGE_SIZE = 32
 N_CLASSES = 10
 LOSS_NAMES = ("G_GAN", "G_MS", "D_real", "D_fake")
 LOSS_COLUMNS = ("step", "epoch", *LOSS_NAMES, "lr")
-ARCHITECTURE_KEYS = ("nz", "ngf", "ndf")
-RESUME_KEYS = (*ARCHITECTURE_KEYS, "seed", "batch_size", "mnist_dir")
-MODEL_KIND = "cgan-digits"  # marks cgan checkpoints apart from pix2pix ones
+RESUME_KEYS = (*CGAN_ARCHITECTURE_KEYS, "seed", "batch_size", "mnist_dir")
 
 IDX_IMAGES, IDX_LABELS = 2051, 2049  # magic numbers: uint8 data, 3 and 1 dimensions
 MNIST_FILES = {IDX_IMAGES: "train-images-idx3-ubyte", IDX_LABELS: "train-labels-idx1-ubyte"}
 MAX_IDX_BYTES = 1 << 30  # refuse gzip bombs: full MNIST is 47 MB unpacked
-SEED_MAX = 2**32 - 1  # keeps seed * 1_000_003 + epoch inside torch's 64-bit seeds
-
-
-class CGANConfig(BaseModel):
-    """Options of ``pix2pix cgan train``; the defaults train in about a minute on 2 CPU cores."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    mnist_dir: str | None = None  # None: scikit-learn's 8x8 digits, no download
-    epochs: int = Field(30, ge=1)
-    max_steps: int | None = Field(None, ge=1)
-    batch_size: int = Field(64, ge=1)
-    nz: int = Field(64, ge=1)
-    ngf: int = Field(32, ge=1)
-    ndf: int = Field(32, ge=1)
-    mode_seeking: float = Field(0.3, ge=0.0)  # 0: the article's plain objective
-    lr: float = Field(2e-4, gt=0.0)
-    beta1: float = Field(0.5, ge=0.0, lt=1.0)
-    beta2: float = Field(0.999, ge=0.0, lt=1.0)
-    seed: int = Field(0, ge=0, le=SEED_MAX)
-    save_freq: int = Field(500, ge=1)
-    log_freq: int = Field(10, ge=1)
-    grid_columns: int = Field(10, ge=1)
-    eval_per_digit: int = Field(100, ge=1)
-    device: str = "auto"
-
-    def architecture(self) -> dict:
-        return {"model": MODEL_KIND, **{key: getattr(self, key) for key in ARCHITECTURE_KEYS}}
 
 
 # --- data --------------------------------------------------------------------------------
@@ -444,7 +414,7 @@ def generator_from_checkpoint(path: Path, device: torch.device | str = "cpu") ->
     """The digit generator of a cgan run folder, generator.pt or checkpoint.pt, and its config."""
     payload = ckpt.load(ckpt.resolve(path), map_location=device)
     architecture = payload.get("architecture", {})
-    if architecture.get("model") != MODEL_KIND:
+    if architecture.get("model") != CGAN_KIND:
         raise UserError(f"{path}: not a `pix2pix cgan` checkpoint (a pix2pix model? use `pix2pix evaluate`)")
     generator = DigitGenerator(architecture["nz"], architecture["ngf"])
     generator.load_state_dict(payload["generator"])

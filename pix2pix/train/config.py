@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pix2pix.nn.networks import PATCH_LAYERS, unet_depth
-from pix2pix.task import Task
+from pix2pix.errors import UserError
+from pix2pix.nn.sizes import PATCH_LAYERS, unet_depth
+from pix2pix.options import SEED_MAX, DeviceOptions, Flags
+
+if TYPE_CHECKING:
+    from pix2pix.task import Task
 
 # Options that shape the networks or the data: a resumed run must keep them.
 ARCHITECTURE_KEYS = (
@@ -15,57 +19,84 @@ ARCHITECTURE_KEYS = (
 )  # fmt: skip
 
 
-class TrainConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+PatchSize = Literal[tuple(PATCH_LAYERS)]  # type: ignore[valid-type]  # the sizes the discriminator can be built with
 
-    direction: Literal["AtoB", "BtoA"] = "AtoB"
-    lab_colorization: bool = False
-    # length: constant lr for n_epochs, then linear decay to 0 over n_epochs_decay
-    n_epochs: int = Field(100, ge=0)
-    n_epochs_decay: int = Field(100, ge=0)
-    max_epochs: int | None = Field(None, ge=1, description="stop after this many epochs (default n_epochs + n_epochs_decay)")
-    max_steps: int | None = Field(None, ge=1, description="stop after this many steps, whatever the epochs")
-    # data
-    batch_size: int = Field(1, ge=1)
-    load_size: int = Field(286, ge=2)
-    crop_size: int = Field(256, ge=2)
-    flip: bool = True
+
+class TrainConfig(DeviceOptions):
+    """Every option of a pix2pix training run, declared once: ``pix2pix train``, params.yaml and its schema derive from it."""
+
+    direction: Annotated[
+        Literal["AtoB", "BtoA"],
+        Flags("Data", "--which-direction"),
+        Field(description="AtoB: left half -> right half; BtoA: right -> left (facades labels -> photo)."),
+    ] = "AtoB"
+    lab_colorization: Annotated[
+        bool, Flags("Data"), Field(description="Colorize: plain colour images, L channel in, ab channels out (Lab space).")
+    ] = False
+    batch_size: Annotated[int, Flags("Data"), Field(ge=1, description="Images per step (the paper uses 1).")] = 1
+    load_size: Annotated[
+        int, Flags("Data", "--scale-size"), Field(ge=2, description="Images are resized to this square before the random crop.")
+    ] = 286
+    crop_size: Annotated[
+        int, Flags("Data"), Field(ge=2, description="Training crop, at most load_size; the U-Net depth follows it (256 -> 8 levels).")
+    ] = 256
+    flip: Annotated[bool, Flags("Data"), Field(description="Random horizontal flips.")] = True
     # networks
-    unet_depth: int | None = Field(None, ge=1, le=12)
-    ngf: int = Field(64, ge=1)
-    ndf: int = Field(64, ge=1)
-    norm: Literal["batch", "instance"] = "batch"
-    patch: int = 70
-    dropout: float = Field(0.5, ge=0.0, lt=1.0)
+    ngf: Annotated[int, Flags("Model"), Field(ge=1, description="Generator filters in the first layer.")] = 64
+    ndf: Annotated[int, Flags("Model"), Field(ge=1, description="Discriminator filters in the first layer.")] = 64
+    norm: Annotated[Literal["batch", "instance"], Flags("Model"), Field(description="Normalisation layers.")] = "batch"
+    patch: Annotated[PatchSize, Flags("Model"), Field(description="PatchGAN receptive field (1: PixelGAN).")] = 70
+    unet_depth: Annotated[
+        int | None, Flags("Model"), Field(ge=1, le=12, description="U-Net levels \\[default: from the crop size, at most 8].")
+    ] = None
+    dropout: Annotated[
+        float,
+        Flags("Model"),
+        Field(ge=0.0, lt=1.0, description="Dropout in the inner decoder blocks; 0 turns it off (the reference's --no_dropout)."),
+    ] = 0.5
     # objective and optimiser
-    gan_mode: Literal["vanilla", "lsgan"] = "vanilla"
-    l1_weight: float = Field(100.0, ge=0.0)
-    gan_weight: float = Field(1.0, ge=0.0)
-    lr: float = Field(2e-4, gt=0.0)
-    beta1: float = Field(0.5, ge=0.0, lt=1.0)
-    beta2: float = Field(0.999, ge=0.0, lt=1.0)
+    gan_mode: Annotated[
+        Literal["vanilla", "lsgan"], Flags("Loss"), Field(description="vanilla (cross-entropy) or lsgan (least squares).")
+    ] = "vanilla"
+    l1_weight: Annotated[float, Flags("Loss", "--lambda-L1"), Field(ge=0.0, allow_inf_nan=False, description="Weight of the L1 term.")] = 100.0
+    gan_weight: Annotated[float, Flags("Loss"), Field(ge=0.0, allow_inf_nan=False, description="Weight of the GAN term.")] = 1.0
+    lr: Annotated[float, Flags("Optimiser"), Field(gt=0.0, allow_inf_nan=False, description="Adam learning rate.")] = 2e-4
+    beta1: Annotated[float, Flags("Optimiser"), Field(ge=0.0, lt=1.0, description="Adam beta1.")] = 0.5
+    beta2: Annotated[float, Flags("Optimiser"), Field(ge=0.0, lt=1.0, description="Adam beta2.")] = 0.999
+    # length: constant lr for n_epochs, then linear decay to 0 over n_epochs_decay
+    n_epochs: Annotated[int, Flags("Schedule", "--niter"), Field(ge=0, description="Epochs at the initial learning rate.")] = 100
+    n_epochs_decay: Annotated[
+        int, Flags("Schedule", "--niter-decay"), Field(ge=0, description="Epochs of linear decay to zero after that.")
+    ] = 100
+    max_epochs: Annotated[
+        int | None, Flags("Schedule"), Field(ge=1, description="Total epochs \\[default: n_epochs + n_epochs_decay].")
+    ] = None
+    max_steps: Annotated[int | None, Flags("Schedule"), Field(ge=1, description="Stop after this many steps (wins over epochs).")] = None
     # run
-    seed: int = Field(0, ge=0)
-    save_freq: int = Field(5000, ge=1, description="steps between checkpoints (one is also written at the end)")
-    log_freq: int = Field(10, ge=1, description="steps between rows of losses.csv")
-    device: str = "auto"
-    # speed on the device (pix2pix.device): not the model or the maths, so a resumed run may change them
-    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
-    tf32: Literal["auto", "on", "off"] = "auto"
-    channels_last: Literal["auto", "on", "off"] = "auto"
-    cudnn_benchmark: Literal["auto", "on", "off"] = "auto"
-    compile: bool = False
+    seed: Annotated[
+        int,
+        Flags("Checkpoints"),
+        Field(ge=0, le=SEED_MAX, description="Seed for init, data order, crops and dropout: CPU runs repeat bit for bit."),
+    ] = 0
+    save_freq: Annotated[
+        int, Flags("Checkpoints"), Field(ge=1, description="Steps between checkpoints (one is always written at the end).")
+    ] = 5000
+    log_freq: Annotated[int, Flags("Checkpoints", "--print-freq"), Field(ge=1, description="Steps between rows of losses.csv.")] = 10
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
-        if self.patch not in PATCH_LAYERS:
-            raise ValueError(f"patch must be one of {sorted(PATCH_LAYERS)}, got {self.patch}")
         if self.crop_size > self.load_size:
             raise ValueError(f"crop_size {self.crop_size} is larger than load_size {self.load_size}")
+        try:
+            self.depth()
+        except UserError as exc:
+            raise ValueError(str(exc)) from None
         return self
 
     @property
     def task(self) -> Task:
+        from pix2pix.task import Task  # torch: not needed to validate options
+
         return Task(self.direction, self.lab_colorization)
 
     @property
@@ -82,3 +113,46 @@ class TrainConfig(BaseModel):
     def lr_factor(self, epoch: int) -> float:
         """Linear policy of the reference: full lr for n_epochs, then down by 1/(decay+1) per epoch."""
         return 1.0 - max(0, epoch + 1 - self.n_epochs) / (self.n_epochs_decay + 1)
+
+
+CGAN_KIND = "cgan-digits"  # marks cgan checkpoints apart from pix2pix ones
+CGAN_ARCHITECTURE_KEYS = ("nz", "ngf", "ndf")
+
+
+class CGANConfig(BaseModel):
+    """Options of ``pix2pix cgan train``; the defaults train in about a minute on 2 CPU cores."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    mnist_dir: Annotated[
+        str | None,
+        Flags("Data"),
+        Field(description="Folder with MNIST's train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] \\[default: the 1,797 8x8 digits that ship with scikit-learn]."),
+    ] = None
+    batch_size: Annotated[int, Flags("Data"), Field(ge=1, description="Digits per step.")] = 64
+    nz: Annotated[int, Flags("Model"), Field(ge=1, description="Length of the noise vector z (and of the label embedding).")] = 64
+    ngf: Annotated[int, Flags("Model"), Field(ge=1, description="Generator filters in its last hidden layer.")] = 32
+    ndf: Annotated[int, Flags("Model"), Field(ge=1, description="Discriminator filters in its first layer.")] = 32
+    mode_seeking: Annotated[
+        float,
+        Flags("Loss"),
+        Field(ge=0.0, allow_inf_nan=False, description="Weight of the mode-seeking term (MSGAN) that makes different z draw different digits; 0 is the article's plain objective, which soon draws one image per digit."),
+    ] = 0.3
+    lr: Annotated[float, Flags("Optimiser"), Field(gt=0.0, allow_inf_nan=False, description="Adam learning rate.")] = 2e-4
+    beta1: Annotated[float, Flags("Optimiser"), Field(ge=0.0, lt=1.0, description="Adam beta1.")] = 0.5
+    beta2: Annotated[float, Flags("Optimiser"), Field(ge=0.0, lt=1.0, description="Adam beta2.")] = 0.999
+    epochs: Annotated[
+        int, Flags("Schedule", "--max-epochs"), Field(ge=1, description="Passes over the digits (30: about a minute on 2 CPU cores for scikit-learn's digits; MNIST is 33x larger).")
+    ] = 30
+    max_steps: Annotated[int | None, Flags("Schedule"), Field(ge=1, description="Stop after this many steps (wins over epochs).")] = None
+    seed: Annotated[
+        int, Flags("Checkpoints"), Field(ge=0, le=SEED_MAX, description="Seed for init, data order and noise: CPU runs repeat bit for bit.")
+    ] = 0
+    save_freq: Annotated[int, Flags("Checkpoints"), Field(ge=1, description="Steps between checkpoints (one is always written at the end).")] = 500
+    log_freq: Annotated[int, Flags("Checkpoints"), Field(ge=1, description="Steps between rows of losses.csv.")] = 10
+    grid_columns: Annotated[int, Flags("Samples"), Field(ge=1, description="Samples per digit in the sample grids (10 rows, row k = digit k).")] = 10
+    eval_per_digit: Annotated[int, Flags("Samples"), Field(ge=1, description="Samples per digit for the conditioning accuracy.")] = 100
+    device: Annotated[str, Flags("Speed"), Field(description="auto, cpu, cuda or cuda:N.")] = "auto"
+
+    def architecture(self) -> dict:
+        return {"model": CGAN_KIND, **{key: getattr(self, key) for key in CGAN_ARCHITECTURE_KEYS}}

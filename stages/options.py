@@ -1,0 +1,158 @@
+"""Typer options generated from a config model, so each option is declared once (in the model).
+
+``@with_options(Model)`` replaces a command's ``options: Model`` parameter by one ``--name``
+option per field (type, default, help, choices and panel from the model) and hands the command
+a validated ``Model``. The help shows one spelling per option; underscores and the original
+project's spellings (``Flags`` aliases) are accepted by token normalisation.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import annotated_types
+import typer
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
+
+from pix2pix.errors import UserError
+from pix2pix.options import Flags
+
+# --help shows the panels in this order, whatever order the model declares its fields in
+PANELS = ("Paths", "Data", "Model", "Loss", "Optimiser", "Schedule", "Checkpoints", "Samples", "Built-in data", "Speed", "Tracking", "Options")
+BOUNDS = ((annotated_types.Gt, ">", "gt"), (annotated_types.Ge, ">=", "ge"), (annotated_types.Lt, "<", "lt"), (annotated_types.Le, "<=", "le"))
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def normalized(token: str) -> str:
+    """How click compares option names: ``--max_epochs`` is ``--max-epochs``."""
+    return token.replace("_", "-")
+
+
+def is_short(alias: str) -> bool:
+    """``-j``: shown in --help beside the long name, not normalised."""
+    return not alias.startswith("--")
+
+
+def flags_of(field: FieldInfo) -> Flags:
+    return next((item for item in field.metadata if isinstance(item, Flags)), Flags("Options"))
+
+
+def panel_of(parameter: inspect.Parameter) -> str:
+    info = next((item for item in get_args(parameter.annotation)[1:] if isinstance(item, typer.models.OptionInfo)), None)
+    return (info and info.rich_help_panel) or "Options"
+
+
+def bounds(field: FieldInfo) -> str:
+    """The field's range as help text, e.g. ``>0`` or ``>=0, <1``."""
+    parts = [
+        f"{symbol}{getattr(item, attribute)}"
+        for item in field.metadata
+        for kind, symbol, attribute in BOUNDS
+        if isinstance(item, kind)
+    ]
+    return ", ".join(parts)
+
+
+def choices(annotation: Any) -> tuple:
+    return get_args(annotation) if get_origin(annotation) is Literal else ()
+
+
+def cli_type(annotation: Any) -> Any:
+    """``int | None`` as typer reads it (``Optional[int]``); a choice as its plain type, so the model
+    (not click) refuses a wrong one, in one line like every other bad value."""
+    if choices(annotation):
+        return type(choices(annotation)[0])
+    args = get_args(annotation)
+    if get_origin(annotation) is not None and type(None) in args and len(args) == 2:
+        other = next(arg for arg in args if arg is not type(None))
+        return other | None
+    return annotation
+
+
+def model_parameters(model: type[BaseModel]) -> list[inspect.Parameter]:
+    parameters = []
+    fields = sorted(model.model_fields.items(), key=lambda item: PANELS.index(flags_of(item[1]).panel))
+    for name, field in fields:
+        spelling = flags_of(field)
+        help_text = field.description or ""
+        if (limits := bounds(field)):
+            help_text += f" \\[{limits}]"
+        if choices(field.annotation):
+            help_text += f" \\[{'|'.join(map(str, choices(field.annotation)))}]"
+        declarations = (f"{flag(name)}/--no-{flag(name)[2:]}",) if field.annotation is bool else (flag(name),)
+        declarations += tuple(alias for alias in spelling.aliases if is_short(alias))
+        option = typer.Option(*declarations, help=help_text, rich_help_panel=spelling.panel, show_default=field.default is not None)
+        parameters.append(
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=field.default, annotation=Annotated[cli_type(field.annotation), option])
+        )
+    return parameters
+
+
+def aliases(model: type[BaseModel]) -> dict[str, str]:
+    """Normalised alias -> normalised option name, for click's ``token_normalize_func``."""
+    table = {}
+    for name, field in model.model_fields.items():
+        for alias in flags_of(field).aliases:
+            if is_short(alias):
+                continue
+            table[normalized(alias.lstrip("-"))] = normalized(name)
+            if field.annotation is bool:
+                table["no-" + normalized(alias.lstrip("-"))] = "no-" + normalized(name)
+    return table
+
+
+def token_normalizer(table: dict[str, str]):
+    def normalize(token: str) -> str:
+        token = normalized(token)
+        return table.get(token, token)
+
+    return normalize
+
+
+def validated(model: type[BaseModel], values: dict) -> BaseModel:
+    """Build ``model``; an invalid value is one line naming the option, the value and what is allowed."""
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        raise UserError(describe(exc, "option ", flag)) from None
+
+
+def describe(exc: ValidationError, prefix: str, name=str) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    message = error["msg"]
+    if not where:  # a check across fields
+        return f"{prefix.rstrip('. ')}: {message.removeprefix('Value error, ')}"
+    if error["type"] == "extra_forbidden":
+        return f"{prefix}{name(where)}: unknown option"
+    return f"{prefix}{name(where)}: {error.get('input')!r} is not allowed ({message.removeprefix('Value error, ')})"
+
+
+def with_options(model: type[BaseModel], parameter: str = "options"):
+    """Decorate a command whose ``parameter`` takes a ``model``: its fields become the command's options."""
+
+    def decorate(command):
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.name != parameter]
+        keyword = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+        fields = set(model.model_fields)
+
+        @functools.wraps(command)
+        def wrapper(**kwargs):
+            values = {name: kwargs.pop(name) for name in list(kwargs) if name in fields}
+            return command(**kwargs, **{parameter: validated(model, values)})
+
+        parameters = sorted([*keyword, *model_parameters(model)], key=lambda p: PANELS.index(panel_of(p)))
+        wrapper.__signature__ = signature.replace(parameters=parameters)
+        wrapper.__annotations__ = {}
+        wrapper.token_normalize_func = token_normalizer(aliases(model))
+        del wrapper.__wrapped__  # typer must read the new signature, not the command's
+        return wrapper
+
+    return decorate
