@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pix2pix import imageops, images
+from pix2pix.data import images
+from pix2pix.prep import imageops
 
 SIZE = 512
 TARGET = 256

@@ -47,13 +47,13 @@ from PIL import Image
 from reference import Reference, synthetic_batch
 
 from pix2pix import checkpoint as ckpt
-from pix2pix import imageops
 from pix2pix.data.dataset import TrainingSet, load_eval_pair
 from pix2pix.data.images import list_images
 from pix2pix.infer.evaluate import evaluate
 from pix2pix.infer.load import generator_from_checkpoint
 from pix2pix.infer.metrics import image_metrics
 from pix2pix.infer.reference_import import layer_map
+from pix2pix.prep import imageops
 from pix2pix.prep.synthetic import facade_pair
 from pix2pix.task import Task
 from pix2pix.train.config import TrainConfig

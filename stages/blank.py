@@ -42,7 +42,7 @@ def blank(
 
     Run [bold]resize[/] first; then [bold]combine[/] the originals (A) with these (B) and train BtoA to inpaint.
     """
-    from pix2pix import imageops
+    from pix2pix.prep import imageops
 
     operation = functools.partial(imageops.blank, fraction=fraction)
     run_image_operation(operation, imageops.folder_jobs(input_dir), output_dir, workers, format, skip_bad)

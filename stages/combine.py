@@ -49,7 +49,7 @@ def combine(
 
     Train AtoB to map A to B, BtoA for the reverse.
     """
-    from pix2pix import imageops
+    from pix2pix.prep import imageops
 
     run_image_operation(imageops.combine, imageops.paired_jobs(a_dir, b_dir), output_dir, workers, format, skip_bad)
 

@@ -40,7 +40,7 @@ def edges(
 
     The reference used HED through Caffe; Canny needs nothing extra and gives the same kind of input.
     """
-    from pix2pix import imageops
+    from pix2pix.prep import imageops
 
     operation = functools.partial(imageops.edges, sigma=sigma)
     run_image_operation(operation, imageops.folder_jobs(input_dir), output_dir, workers, format, skip_bad)

@@ -29,7 +29,7 @@ def grayscale(
     section: ParamsSection = None,
 ) -> None:
     """Write each image as gray (ITU-R 601 luma) in three equal channels, so pairs stay RGB | RGB."""
-    from pix2pix import imageops
+    from pix2pix.prep import imageops
 
     run_image_operation(imageops.grayscale, imageops.folder_jobs(input_dir), output_dir, workers, format, skip_bad)
 

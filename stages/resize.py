@@ -39,7 +39,7 @@ def resize(
 
     Shrinking averages areas (no aliasing of thin lines); enlarging is bicubic.
     """
-    from pix2pix import imageops
+    from pix2pix.prep import imageops
 
     operation = functools.partial(imageops.resize, size=size, pad=pad)
     run_image_operation(operation, imageops.folder_jobs(input_dir), output_dir, workers, format, skip_bad)

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pix2pix import gemm_conv
+from pix2pix.nn import gemm_conv
 from pix2pix.nn.gemm_conv import DownConv, ScoreConv, UpConv
 from pix2pix.nn.networks import UNetGenerator
 

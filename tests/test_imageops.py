@@ -16,8 +16,9 @@ import pytest
 from conftest import assert_user_error, run_cli
 from PIL import Image
 
-from pix2pix import imageops, images
+from pix2pix.data import images
 from pix2pix.errors import UserError
+from pix2pix.prep import imageops
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 

@@ -10,8 +10,8 @@ import pytest
 from conftest import assert_user_error, run_cli
 from PIL import Image
 
-from pix2pix import samples, synthetic
 from pix2pix.errors import UserError
+from pix2pix.prep import samples, synthetic
 from pix2pix.prep.split import split_folder
 
 

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pix2pix import winograd
+from pix2pix.nn import winograd
 from pix2pix.nn.gemm_conv import ScoreConv
 from pix2pix.nn.networks import PatchDiscriminator
 from pix2pix.nn.winograd import PatchConv
