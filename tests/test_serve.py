@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, make_pairs
 from PIL import Image
+from test_pages import directives, inline_scripts, sha256_source
 from test_imageops import bomb_png
 from test_report import chromium  # noqa: F401 (the fixture: finds or installs headless Chromium)
 from test_translate import TINY_CONFIG
@@ -94,6 +95,7 @@ def test_page_is_self_contained(server):
         page = response.read().decode()
         policy = response.headers["Content-Security-Policy"]
     assert "default-src 'none'" in policy and "connect-src 'self'" in policy
+    assert directives(policy)["script-src"] == [sha256_source(script) for script in inline_scripts(page)]  # no 'unsafe-inline'
     assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", page), "nothing may load from elsewhere"
     config = json.loads(re.search(r'<script type="application/json" id="config">(.*?)</script>', page, re.S).group(1))
     assert config["max_bytes"] == MAX_BYTES and config["drawing"] and config["crop_size"] == 32
