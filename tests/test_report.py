@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+from html import unescape
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -17,6 +18,7 @@ import pytest
 from conftest import ROOT, assert_user_error, run_cli
 from markupsafe import escape
 from PIL import Image
+from test_pages import directives, inline_scripts, sha256_source
 
 from pix2pix.apps.report import build_index, build_report
 from pix2pix.errors import UserError
@@ -72,6 +74,15 @@ def test_hostile_names_are_escaped(tmp_path):
     assert str(escape(HOSTILE_TITLE)) in html
     assert html.count("<script") == 2  # the data blob and the pager, nothing injected
     assert [row[0] for row in report_data(html)["rows"]] == ["plain", HOSTILE]
+
+
+def test_page_policy_lets_only_its_own_pager_run(tmp_path):
+    eval_dir, run_dir = make_results(tmp_path, ["one"])
+    build_report("csp", eval_dir, run_dir, tmp_path / "report")
+    html = (tmp_path / "report" / "index.html").read_text()
+    policy = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', html).group(1)
+    rules = directives(unescape(policy))
+    assert rules["default-src"] == ["'none'"] and rules["script-src"] == [sha256_source(s) for s in inline_scripts(html)]
 
 
 def test_ten_thousand_rows_are_data_not_markup(tmp_path):

@@ -1,9 +1,10 @@
 """A local demo page: upload an image (or draw one), see the model's translation next to it.
 
-Like the original project's browser demo, but the model runs in this process. Standard library
-only (``ThreadingHTTPServer``); the page is self-contained (inline CSS and JS, nothing fetched
-from elsewhere, enforced by its Content-Security-Policy). There is no authentication, hence
-the 127.0.0.1 default.
+Like the original project's browser demo, but the model runs in this process, behind the
+standard library's ``ThreadingHTTPServer``. The page (``templates/demo.html.j2``) is
+self-contained: its CSS and JS are inlined, nothing is fetched from elsewhere, and its
+Content-Security-Policy lets only its own script run. Uploads are decoded as image files are
+(``pix2pix.data.images.read_rgb``). There is no authentication, hence the 127.0.0.1 default.
 
 - ``GET /``: the page.
 - ``POST /translate``: the body is an image file; the answer is the translation as PNG, or
@@ -13,30 +14,29 @@ the 127.0.0.1 default.
 
 from __future__ import annotations
 
-import io
 import json
 import signal
 import sys
 import threading
-import warnings
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
-from PIL import Image, ImageOps
 
-from pix2pix.data.images import encode_png, to_rgb8
+from pix2pix.apps.pages import content_security_policy, packaged_text, render
+from pix2pix.data.images import (
+    ImageFormatNotAccepted,
+    ImageTooLarge,
+    encode_png,
+    read_rgb,
+)
 from pix2pix.errors import UserError
 from pix2pix.infer.translate import Translator
 
-ACCEPTED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "BMP": "image/bmp", "GIF": "image/gif", "TIFF": "image/tiff"}
+ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
 # A too-large body is read and dropped up to this size so the client sees the 413 instead of a reset.
 DRAIN_LIMIT = 64 * 2**20
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; img-src 'self' blob: data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
-    "connect-src 'self'; base-uri 'none'; form-action 'none'"
-)
 
 
 @dataclass(frozen=True)
@@ -56,30 +56,17 @@ class UploadError(Exception):
 
 
 def decode_upload(data: bytes, limits: Limits) -> np.ndarray:
-    """An uploaded file -> ``(H, W, 3)`` uint8 RGB, or an ``UploadError`` saying what is wrong with it."""
+    """An uploaded file -> ``(H, W, 3)`` uint8 RGB, decoded as image files are, or an ``UploadError``."""
     if not data:
         raise UploadError(HTTPStatus.BAD_REQUEST, "empty upload: choose an image file")
-    kinds = ", ".join(ACCEPTED_FORMATS)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            if image.format not in ACCEPTED_FORMATS:
-                raise UploadError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"{image.format} images are not accepted; use {kinds}")
-            width, height = image.size
-            if width * height > limits.max_pixels:
-                raise UploadError(
-                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                    f"image too large: {width}x{height} = {width * height:,} pixels, the limit is {limits.max_pixels:,}",
-                )
-            image.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise UploadError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"image too large: more than {limits.max_pixels:,} pixels") from None
-    except Image.UnidentifiedImageError:
-        raise UploadError(HTTPStatus.BAD_REQUEST, f"not an image: the file is none of {kinds}") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise UploadError(HTTPStatus.BAD_REQUEST, f"unreadable or truncated image ({exc})") from None
-    return np.asarray(to_rgb8(ImageOps.exif_transpose(image)))
+        return read_rgb(data, formats=ACCEPTED_FORMATS, max_pixels=limits.max_pixels)
+    except ImageTooLarge as exc:
+        raise UploadError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, str(exc)) from None
+    except ImageFormatNotAccepted as exc:
+        raise UploadError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, str(exc)) from None
+    except UserError as exc:
+        raise UploadError(HTTPStatus.BAD_REQUEST, str(exc)) from None
 
 
 class DemoModel:
@@ -99,8 +86,11 @@ class DemoModel:
             "max_pixels": limits.max_pixels,
         }
         self._lock = threading.Lock()
-        config = json.dumps(self.info).replace("<", "\\u003c")  # safe inside <script>
-        self.page = PAGE.replace("__CONFIG__", config).encode("utf-8")
+        self.page = render("demo.html.j2", config=self.info).encode("utf-8")
+        # Uploads and translations are shown as blob: URLs, the icon is a data: URL; the script POSTs to /translate.
+        self.policy = content_security_policy(
+            scripts=[packaged_text("demo.js")], images=("'self'", "blob:", "data:"), connect=("'self'",)
+        )
 
     def translate_png(self, data: bytes) -> bytes:
         rgb = decode_upload(data, self.limits)
@@ -162,7 +152,7 @@ class DemoHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        self.send_header("Content-Security-Policy", self.model.policy)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
@@ -202,149 +192,3 @@ def serve_until_signal(server: ThreadingHTTPServer) -> int:
 def warn_if_exposed(host: str) -> None:
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: listening on {host}: anyone who can reach it can use the model (no authentication)", file=sys.stderr)
-
-
-PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>pix2pix demo</title>
-<link rel="icon" href="data:,">
-<style>
-  :root { font-family: system-ui, sans-serif; color: #222; background: #fafafa; }
-  body { margin: 0 auto; max-width: 1100px; padding: 1rem 1.5rem 3rem; }
-  h1 { font-size: 1.4rem; margin: 0 0 .2rem; }
-  .model { color: #666; margin: 0 0 1rem; }
-  .panels { display: flex; flex-wrap: wrap; gap: 1.5rem; align-items: flex-start; }
-  .panel { background: #fff; border: 1px solid #ddd; border-radius: 8px; padding: .8rem; }
-  .panel h2 { font-size: 1rem; margin: 0 0 .6rem; }
-  #draw-panel { max-width: 322px; }
-  .frame { width: 320px; height: 320px; display: flex; align-items: center; justify-content: center;
-           background: repeating-conic-gradient(#eee 0 25%, #fff 0 50%) 0 0 / 16px 16px; border-radius: 4px; }
-  .frame img { max-width: 100%; max-height: 100%; }
-  .frame img:not([src]) { visibility: hidden; }
-  #drop { border: 2px dashed #aaa; border-radius: 8px; padding: 1rem; margin-bottom: 1rem; }
-  #drop.over { border-color: #2a6; background: #efe; }
-  #message { min-height: 1.4em; margin: .6rem 0; }
-  #message.error { color: #b00; font-weight: 600; }
-  canvas { width: 320px; height: 320px; border: 1px solid #999; touch-action: none; cursor: crosshair; background: #fff; }
-  .tools { display: flex; gap: .6rem; align-items: center; margin-top: .5rem; flex-wrap: wrap; }
-  small { color: #666; }
-</style>
-</head>
-<body data-state="ready">
-<h1>pix2pix demo</h1>
-<p class="model" id="model"></p>
-<div id="drop">
-  <label for="file"><strong>Choose an image</strong> or drop one here:</label>
-  <input type="file" id="file" accept="image/*">
-  <br><small id="limits"></small>
-</div>
-<p id="message" role="status" aria-live="polite"></p>
-<div class="panels">
-  <div class="panel"><h2>Input</h2><div class="frame"><img id="input-image" alt="input"></div></div>
-  <div class="panel"><h2>Output</h2><div class="frame"><img id="output-image" alt="translation"></div></div>
-  <div class="panel" id="draw-panel" hidden>
-    <h2>Draw</h2>
-    <canvas id="canvas"></canvas>
-    <div class="tools">
-      <label>colour <input type="color" id="colour" value="#000000"></label>
-      <label>brush <input type="range" id="brush" min="1" max="40" value="4"></label>
-      <button type="button" id="clear">Clear</button>
-      <button type="button" id="translate-drawing">Translate drawing</button>
-    </div>
-  </div>
-</div>
-<script type="application/json" id="config">__CONFIG__</script>
-<script>
-"use strict";
-const config = JSON.parse(document.getElementById("config").textContent);
-const $ = (id) => document.getElementById(id);
-const inputImage = $("input-image"), outputImage = $("output-image");
-
-function bytes(n) {
-  return n >= 1e6 ? (n / 1e6).toFixed(1) + " MB" : n >= 1e3 ? (n / 1e3).toFixed(0) + " kB" : n + " bytes";
-}
-function setState(state, text) {
-  document.body.dataset.state = state;
-  $("message").textContent = text || "";
-  $("message").className = state === "error" ? "error" : "";
-}
-
-$("model").textContent = config.lab_colorization
-  ? `Colorization (${config.direction}): the output keeps your image's resolution.`
-  : `Direction ${config.direction}, trained on ${config.crop_size} px crops, ${config.eval_mode} mode.`;
-$("limits").textContent = `PNG, JPEG, WebP, BMP, GIF or TIFF; at most ${bytes(config.max_bytes)} and ${config.max_pixels.toLocaleString("en")} pixels.`;
-inputImage.onerror = () => inputImage.removeAttribute("src");
-
-async function submit(blob, label) {
-  if (blob.size > config.max_bytes) {
-    return setState("error", `${label} is ${bytes(blob.size)}: the limit is ${bytes(config.max_bytes)}.`);
-  }
-  if (blob.type && !blob.type.startsWith("image/")) {
-    return setState("error", `${label} is not an image (${blob.type}): choose a PNG, JPEG, WebP, BMP, GIF or TIFF file.`);
-  }
-  inputImage.src = URL.createObjectURL(blob);
-  outputImage.removeAttribute("src");
-  setState("busy", `translating ${label}…`);
-  try {
-    const response = await fetch("translate", {
-      method: "POST", body: blob, headers: { "Content-Type": blob.type || "application/octet-stream" },
-    });
-    if (!response.ok) {
-      let reason = `${response.status} ${response.statusText}`;
-      try { reason = (await response.json()).error || reason; } catch (ignored) {}
-      return setState("error", `${label}: ${reason}`);
-    }
-    const url = URL.createObjectURL(await response.blob());
-    await new Promise((resolve, reject) => { outputImage.onload = resolve; outputImage.onerror = reject; outputImage.src = url; });
-    setState("done", `${label}: ${outputImage.naturalWidth}×${outputImage.naturalHeight} translated.`);
-  } catch (error) {
-    setState("error", `${label}: the request failed (${error && error.message || "no answer from the server"}).`);
-  }
-}
-
-$("file").addEventListener("change", () => {
-  const file = $("file").files[0];
-  if (file) submit(file, file.name);
-});
-const drop = $("drop");
-drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
-drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-drop.addEventListener("drop", (event) => {
-  event.preventDefault();
-  drop.classList.remove("over");
-  const file = event.dataTransfer.files[0];
-  if (file) submit(file, file.name);
-});
-
-if (config.drawing) {
-  $("draw-panel").hidden = false;
-  const canvas = $("canvas"), context = canvas.getContext("2d");
-  canvas.width = canvas.height = config.canvas_size;
-  const clear = () => { context.fillStyle = "#ffffff"; context.fillRect(0, 0, canvas.width, canvas.height); };
-  clear();
-  let last = null;
-  const point = (event) => {
-    const box = canvas.getBoundingClientRect();
-    return [(event.clientX - box.left) * canvas.width / box.width, (event.clientY - box.top) * canvas.height / box.height];
-  };
-  canvas.addEventListener("pointerdown", (event) => { canvas.setPointerCapture(event.pointerId); last = point(event); });
-  canvas.addEventListener("pointermove", (event) => {
-    if (!last) return;
-    const next = point(event);
-    context.strokeStyle = $("colour").value;
-    context.lineWidth = Number($("brush").value) * canvas.width / 320;
-    context.lineCap = context.lineJoin = "round";
-    context.beginPath(); context.moveTo(...last); context.lineTo(...next); context.stroke();
-    last = next;
-  });
-  canvas.addEventListener("pointerup", () => { last = null; });
-  $("clear").addEventListener("click", clear);
-  $("translate-drawing").addEventListener("click", () => canvas.toBlob((blob) => submit(blob, "drawing"), "image/png"));
-}
-</script>
-</body>
-</html>
-"""

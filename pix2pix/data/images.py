@@ -6,6 +6,7 @@ import io
 import struct
 import warnings
 import zlib
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -56,35 +57,54 @@ def to_rgb8(image: Image.Image) -> Image.Image:
     return image.convert("RGB") if image.mode != "RGB" else image
 
 
-def open_rgb(path: Path) -> Image.Image:
-    """Open an image as 8-bit RGB with EXIF orientation applied; any failure names the file."""
-    path = Path(path)
+class ImageTooLarge(UserError):
+    """More pixels than the caller or PIL's decompression-bomb guard allows (the demo server answers 413)."""
+
+
+class ImageFormatNotAccepted(UserError):
+    """A readable image in a format the caller does not take (the demo server answers 415)."""
+
+
+def open_rgb(source: Path | str | bytes, *, formats: Collection[str] | None = None, max_pixels: int | None = None) -> Image.Image:
+    """Open an image file, or a file's bytes (an upload), as 8-bit RGB with EXIF orientation applied.
+
+    Any failure is a one-line UserError; it names the file, or for bytes (which have no name)
+    starts with what is wrong, for the caller to prefix. ``formats`` (PIL names such as "PNG")
+    and ``max_pixels`` (read from the header, before decoding) narrow what is accepted.
+    """
+    is_bytes = isinstance(source, bytes)
+    name = "" if is_bytes else f"{source}: "
     try:
-        if path.stat().st_size == 0:
-            raise UserError(f"{path}: empty file (0 bytes)")
+        if (len(source) if is_bytes else Path(source).stat().st_size) == 0:
+            raise UserError(f"{name}empty file (0 bytes)")
         # Pillow leaves a file object it was given open, and keeps the pixels after it is
         # closed; closing the image itself would drop them, hence no ``with Image.open``.
-        with warnings.catch_warnings(), open(path, "rb") as file:
+        with warnings.catch_warnings(), (io.BytesIO(source) if is_bytes else open(source, "rb")) as file:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(file)
+            if formats is not None and image.format not in formats:
+                raise ImageFormatNotAccepted(f"{name}{image.format} images are not accepted; use {', '.join(formats)}")
+            width, height = image.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise ImageTooLarge(f"{name}image too large: {width}x{height} = {width * height:,} pixels, the limit is {max_pixels:,}")
             image.load()
             ImageOps.exif_transpose(image, in_place=True)  # no copy when there is nothing to turn
             return to_rgb8(image)
     except UserError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise UserError(f"{path}: too many pixels, refused as a possible decompression bomb ({exc})") from None
+        raise ImageTooLarge(f"{name}too many pixels, refused as a possible decompression bomb ({exc})") from None
     except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
+        raise UserError(f"{name}no such file") from None
     except Image.UnidentifiedImageError:
-        raise UserError(f"{path}: not an image (format not recognised)") from None
+        raise UserError(f"{name}not an image (format not recognised)") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise UserError(f"{path}: unreadable or truncated image ({exc})") from None
+        raise UserError(f"{name}unreadable or truncated image ({exc})") from None
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """An image file as a ``(H, W, 3)`` uint8 array."""
-    return np.asarray(open_rgb(path))
+def read_rgb(source: Path | str | bytes, *, formats: Collection[str] | None = None, max_pixels: int | None = None) -> np.ndarray:
+    """An image file, or its bytes, as a ``(H, W, 3)`` uint8 array; see :func:`open_rgb`."""
+    return np.asarray(open_rgb(source, formats=formats, max_pixels=max_pixels))
 
 
 def save_image(array_or_image, path: Path, format: str | None = None) -> None:
