@@ -55,7 +55,10 @@ class DeviceOptions(BaseModel):
 
     def acceleration(self):
         """The selected device and its ``pix2pix.device.Acceleration``."""
-        from pix2pix.device import resolve, select_device  # torch: not needed to validate options
+        from pix2pix.device import (  # torch: not needed to validate options
+            resolve,
+            select_device,
+        )
 
         return resolve(select_device(self.device), self.amp, self.tf32, self.channels_last, self.cudnn_benchmark, self.compile)
 
