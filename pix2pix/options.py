@@ -29,6 +29,15 @@ SEED_MAX = 2**32 - 1  # keeps seed * 1_000_003 + epoch inside torch's 64-bit see
 Switch = Literal["auto", "on", "off"]
 
 
+DeviceName = Annotated[str, Flags("Speed"), Field(description="auto, cpu, cuda or cuda:N.")]
+EvalMode = Annotated[
+    Literal["train", "eval"],
+    Flags("Model"),
+    Field(description="train: dropout on and each image's own batch-norm statistics, as in the paper and the reference's test.py; eval: running statistics, no dropout."),
+]
+Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
+
+
 class DeviceOptions(BaseModel):
     """Where and how fast the networks run: train, evaluate and translate take these.
 
@@ -37,7 +46,7 @@ class DeviceOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    device: Annotated[str, Flags("Speed"), Field(description="auto, cpu, cuda or cuda:N.")] = "auto"
+    device: DeviceName = "auto"
     amp: Annotated[
         Literal["auto", "off", "bf16", "fp16"],
         Flags("Speed"),
@@ -66,12 +75,8 @@ class DeviceOptions(BaseModel):
 class InferenceOptions(DeviceOptions):
     """How a trained generator is run by evaluate and translate."""
 
-    eval_mode: Annotated[
-        Literal["train", "eval"],
-        Flags("Model"),
-        Field(description="train: dropout on and each image's own batch-norm statistics, as in the paper and the reference's test.py; eval: running statistics, no dropout."),
-    ] = "train"
-    seed: Annotated[int, Flags("Model"), Field(ge=0, le=SEED_MAX, description="Seed for test-time dropout.")] = 0
+    eval_mode: EvalMode = "train"
+    seed: Annotated[Seed, Flags("Model"), Field(description="Seed for test-time dropout.")] = 0
     batch_size: Annotated[
         int,
         Flags("Data"),

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from pydantic import BaseModel, ConfigDict, Field
 
+from pix2pix.options import DeviceName, Flags, Seed
 from pix2pix.train.config import CGANConfig
 from stages.common import stage_app, user_errors
 from stages.options import with_options
@@ -50,33 +52,35 @@ def train(
     )
 
 
+class SampleOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: Annotated[
+        list[Annotated[int, Field(ge=0, le=9)]] | None,
+        Flags("Samples", "-l"),
+        Field(description="Digit to draw; repeat for several \\[default: all ten]."),
+    ] = None
+    count: Annotated[int, Flags("Samples"), Field(ge=1, description="Samples per label.")] = 16
+    seed: Annotated[Seed, Flags("Samples"), Field(description="Seed of the noise: the same seed draws the same digits.")] = 0
+    device: DeviceName = "auto"
+
+
 @app.command("sample")
 @user_errors
+@with_options(SampleOptions)
 def sample(
-    checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="A `pix2pix cgan train` run folder, or its generator.pt / checkpoint.pt.")],
-    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Gets LABEL_NNN.png per sample and grid.png (one row per label).")],
-    label: Annotated[Optional[list[int]], typer.Option("--label", "-l", help="Digit to draw; repeat for several (default: all ten).")] = None,
-    count: Annotated[int, typer.Option(help="Samples per label.")] = 16,
-    seed: Annotated[int, typer.Option(help="Seed of the noise: the same seed draws the same digits.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    params_file: ParamsFile = None,
-    section: ParamsSection = None,
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="A `pix2pix cgan train` run folder, or its generator.pt / checkpoint.pt.", rich_help_panel="Paths")],
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Gets LABEL_NNN.png per sample and grid.png (one row per label).", rich_help_panel="Paths")],
+    options: SampleOptions,
 ) -> None:
     """Draw the digits you ask for with a trained conditional GAN."""
     from pix2pix.data.images import save_image
     from pix2pix.device import select_device
-    from pix2pix.errors import UserError
-    from pix2pix.options import SEED_MAX
     from pix2pix.train.cgan import N_CLASSES, draw, generator_from_checkpoint
 
-    labels = list(dict.fromkeys(label)) if label else list(range(N_CLASSES))
-    if not all(0 <= digit < N_CLASSES for digit in labels):
-        raise UserError(f"option label: digits are 0..9, got {', '.join(map(str, labels))}")
-    if count < 1:
-        raise UserError(f"option count: must be at least 1, got {count}")
-    if not 0 <= seed <= SEED_MAX:
-        raise UserError(f"option seed: must be between 0 and {SEED_MAX}, got {seed}")
-    generator, _ = generator_from_checkpoint(checkpoint, select_device(device))
+    labels = list(dict.fromkeys(options.label)) if options.label else list(range(N_CLASSES))
+    count, seed = options.count, options.seed
+    generator, _ = generator_from_checkpoint(checkpoint, select_device(options.device))
     images, grid = draw(generator, labels, count, seed)
     for index, image in enumerate(images):
         save_image(image, output_dir / f"{labels[index // count]}_{index % count:03d}.png")

@@ -21,7 +21,7 @@ from pix2pix.errors import UserError
 from pix2pix.options import Flags
 
 # --help shows the panels in this order, whatever order the model declares its fields in
-PANELS = ("Paths", "Data", "Model", "Loss", "Optimiser", "Schedule", "Checkpoints", "Samples", "Built-in data", "Speed", "Tracking", "Options")
+PANELS = ("Paths", "Data", "Model", "Loss", "Optimiser", "Schedule", "Checkpoints", "Samples", "Built-in data", "Server", "Speed", "Tracking", "Options")
 BOUNDS = ((annotated_types.Gt, ">", "gt"), (annotated_types.Ge, ">=", "ge"), (annotated_types.Lt, "<", "lt"), (annotated_types.Le, "<=", "le"))
 
 
@@ -64,14 +64,18 @@ def choices(annotation: Any) -> tuple:
 
 
 def cli_type(annotation: Any) -> Any:
-    """``int | None`` as typer reads it (``Optional[int]``); a choice as its plain type, so the model
-    (not click) refuses a wrong one, in one line like every other bad value."""
+    """The type typer reads: ``int | None`` as ``Optional[int]``, a list of constrained ints as
+    ``list[int]``, a choice as its plain type, so the model (not click) refuses a wrong one, in
+    one line like every other bad value."""
     if choices(annotation):
         return type(choices(annotation)[0])
-    args = get_args(annotation)
-    if get_origin(annotation) is not None and type(None) in args and len(args) == 2:
-        other = next(arg for arg in args if arg is not type(None))
-        return other | None
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return cli_type(args[0])
+    if origin is list:
+        return list[cli_type(args[0])]
+    if origin is not None and type(None) in args and len(args) == 2:
+        return cli_type(next(arg for arg in args if arg is not type(None))) | None
     return annotation
 
 
@@ -120,7 +124,7 @@ def validated(model: type[BaseModel], values: dict) -> BaseModel:
     try:
         return model(**values)
     except ValidationError as exc:
-        raise UserError(describe(exc, "option ", flag)) from None
+        raise UserError(describe(exc, "option ", lambda where: flag(where.split(".")[0]))) from None
 
 
 def describe(exc: ValidationError, prefix: str, name=str) -> str:

@@ -10,23 +10,33 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import BaseModel, ConfigDict, Field
 
-from stages.common import fail, stage_app, user_errors
+from pix2pix.options import DeviceName, EvalMode, Flags
+from stages.common import stage_app, user_errors
+from stages.options import with_options
 
 app = stage_app(__doc__)
 
 
+class ServeOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    port: Annotated[int, Flags("Server"), Field(ge=0, le=65535, description="TCP port; 0 picks a free one (printed at start).")] = 8000
+    host: Annotated[str, Flags("Server"), Field(description="Address to bind; anything but 127.0.0.1 exposes the model to the network.")] = "127.0.0.1"
+    max_bytes: Annotated[int, Flags("Server"), Field(ge=1, description="Largest upload in bytes.")] = 10_000_000
+    max_pixels: Annotated[int, Flags("Server"), Field(ge=1, description="Largest upload in pixels (width x height), checked before decoding.")] = 4096 * 4096
+    max_side: Annotated[int, Flags("Server"), Field(ge=1, description="Larger images are translated in overlapping tiles of this size.")] = 1024
+    eval_mode: EvalMode = "train"
+    device: DeviceName = "auto"
+
+
 @app.command("serve")
 @user_errors
+@with_options(ServeOptions)
 def serve(
-    checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="Run folder written by `pix2pix train` or `pix2pix import-checkpoint`, or a generator.pt / checkpoint.pt file.")],
-    port: Annotated[int, typer.Option(help="TCP port; 0 picks a free one (printed at start).")] = 8000,
-    host: Annotated[str, typer.Option(help="Address to bind; anything but 127.0.0.1 exposes the model to the network.")] = "127.0.0.1",
-    eval_mode: Annotated[str, typer.Option("--eval-mode", help="train: dropout on and the image's own batch statistics, as in the paper (each request varies a little); eval: running statistics, no dropout.")] = "train",
-    max_bytes: Annotated[int, typer.Option("--max-bytes", help="Largest upload in bytes.")] = 10_000_000,
-    max_pixels: Annotated[int, typer.Option("--max-pixels", help="Largest upload in pixels (width x height), checked before decoding.")] = 4096 * 4096,
-    max_side: Annotated[int, typer.Option("--max-side", help="Larger images are translated in overlapping tiles of this size.")] = 1024,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="Run folder written by `pix2pix train` or `pix2pix import-checkpoint`, or a generator.pt / checkpoint.pt file.", rich_help_panel="Paths")],
+    options: ServeOptions,
 ) -> None:
     """Serve a demo page for a trained model at http://HOST:PORT/."""
     from pix2pix.apps.serve import (
@@ -37,17 +47,11 @@ def serve(
         warn_if_exposed,
     )
     from pix2pix.device import select_device
-    from pix2pix.infer.evaluate import EVAL_MODES
     from pix2pix.infer.translate import Translator
 
-    if eval_mode not in EVAL_MODES:
-        raise fail(f"--eval_mode {eval_mode!r}: expected train or eval")
-    if not 0 <= port <= 65535:
-        raise fail(f"--port {port}: expected 0 to 65535")
-    if min(max_bytes, max_pixels, max_side) < 1:
-        raise fail("--max_bytes, --max_pixels and --max_side must be positive")
-    translator = Translator.from_checkpoint(checkpoint, select_device(device), eval_mode, max_side=max_side, overlap=min(64, max_side // 2))
-    server = make_server(DemoModel(translator, Limits(max_bytes, max_pixels)), host, port)
+    host, port, max_side = options.host, options.port, options.max_side
+    translator = Translator.from_checkpoint(checkpoint, select_device(options.device), options.eval_mode, max_side=max_side, overlap=min(64, max_side // 2))
+    server = make_server(DemoModel(translator, Limits(options.max_bytes, options.max_pixels)), host, port)
     warn_if_exposed(host)
     bound_host, bound_port = server.server_address[:2]
     typer.echo(f"serving {checkpoint} at http://{bound_host}:{bound_port}/ (Ctrl-C to stop)")

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pix2pix.errors import UserError
 from pix2pix.nn.sizes import PATCH_LAYERS, unet_depth
-from pix2pix.options import SEED_MAX, DeviceOptions, Flags
+from pix2pix.options import DeviceName, DeviceOptions, Flags, Seed
 
 if TYPE_CHECKING:
     from pix2pix.task import Task
@@ -74,9 +74,7 @@ class TrainConfig(DeviceOptions):
     max_steps: Annotated[int | None, Flags("Schedule"), Field(ge=1, description="Stop after this many steps (wins over epochs).")] = None
     # run
     seed: Annotated[
-        int,
-        Flags("Checkpoints"),
-        Field(ge=0, le=SEED_MAX, description="Seed for init, data order, crops and dropout: CPU runs repeat bit for bit."),
+        Seed, Flags("Checkpoints"), Field(description="Seed for init, data order, crops and dropout: CPU runs repeat bit for bit.")
     ] = 0
     save_freq: Annotated[
         int, Flags("Checkpoints"), Field(ge=1, description="Steps between checkpoints (one is always written at the end).")
@@ -145,14 +143,12 @@ class CGANConfig(BaseModel):
         int, Flags("Schedule", "--max-epochs"), Field(ge=1, description="Passes over the digits (30: about a minute on 2 CPU cores for scikit-learn's digits; MNIST is 33x larger).")
     ] = 30
     max_steps: Annotated[int | None, Flags("Schedule"), Field(ge=1, description="Stop after this many steps (wins over epochs).")] = None
-    seed: Annotated[
-        int, Flags("Checkpoints"), Field(ge=0, le=SEED_MAX, description="Seed for init, data order and noise: CPU runs repeat bit for bit.")
-    ] = 0
+    seed: Annotated[Seed, Flags("Checkpoints"), Field(description="Seed for init, data order and noise: CPU runs repeat bit for bit.")] = 0
     save_freq: Annotated[int, Flags("Checkpoints"), Field(ge=1, description="Steps between checkpoints (one is always written at the end).")] = 500
     log_freq: Annotated[int, Flags("Checkpoints"), Field(ge=1, description="Steps between rows of losses.csv.")] = 10
     grid_columns: Annotated[int, Flags("Samples"), Field(ge=1, description="Samples per digit in the sample grids (10 rows, row k = digit k).")] = 10
     eval_per_digit: Annotated[int, Flags("Samples"), Field(ge=1, description="Samples per digit for the conditioning accuracy.")] = 100
-    device: Annotated[str, Flags("Speed"), Field(description="auto, cpu, cuda or cuda:N.")] = "auto"
+    device: DeviceName = "auto"
 
     def architecture(self) -> dict:
         return {"model": CGAN_KIND, **{key: getattr(self, key) for key in CGAN_ARCHITECTURE_KEYS}}
