@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import collections
 
+import onnx
 import pytest
 import torch
+from conftest import make_pairs
 from torch import nn
 
+from pix2pix import checkpoint as ckpt
+from pix2pix.data.images import list_images
 from pix2pix.device import CPU_KERNELS_VARIABLE, Acceleration
 from pix2pix.errors import UserError
+from pix2pix.infer.evaluate import evaluate
+from pix2pix.infer.export import export_generator
+from pix2pix.infer.load import generator_from_checkpoint
+from pix2pix.infer.translate import Translator
 from pix2pix.nn import gemm_conv, winograd
 from pix2pix.nn.cpu_kernels import use_cpu_kernels
 from pix2pix.nn.gemm_conv import DownConv, ScoreConv, UpConv
-from pix2pix.nn.networks import PatchDiscriminator, UNetGenerator, init_weights, unet_depth
+from pix2pix.nn.networks import PatchDiscriminator, UNetGenerator, build_generator, init_weights, unet_depth
 from pix2pix.nn.winograd import PatchConv
+from pix2pix.task import Task
 from pix2pix.train.config import TrainConfig
 from pix2pix.train.loop import Pix2Pix
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.load.* is deprecated:DeprecationWarning")
 
 CPU = torch.device("cpu")
 TINY_CONFIG = TrainConfig(crop_size=32, load_size=36, ngf=8, ndf=8, device="cpu")
@@ -138,3 +149,37 @@ def test_training_networks_follow_the_switch(monkeypatch, variable, acceleration
     model = Pix2Pix(TINY_CONFIG, CPU, acceleration=acceleration)
     assert set(convolution_classes(model.generator)) == expected
     assert (PatchConv in convolution_classes(model.discriminator)) == (expected == FAST_GENERATOR_LAYERS)
+
+
+@pytest.fixture(scope="module")
+def generator_file(tmp_path_factory):
+    torch.manual_seed(0)
+    generator = build_generator(TINY_CONFIG.architecture())
+    init_weights(generator)
+    path = tmp_path_factory.mktemp("kernels") / ckpt.GENERATOR_NAME
+    ckpt.save({"config": TINY_CONFIG.model_dump(mode="json"), "architecture": TINY_CONFIG.architecture(), "generator": generator.state_dict()}, path)
+    return path
+
+
+@pytest.mark.parametrize(("variable", "expected"), [(None, FAST_GENERATOR_LAYERS), ("off", TORCH_LAYERS)])
+def test_translate_and_evaluate_follow_the_switch(monkeypatch, tmp_path, generator_file, variable, expected):
+    if variable:
+        monkeypatch.setenv(CPU_KERNELS_VARIABLE, variable)
+    assert set(convolution_classes(Translator.from_checkpoint(generator_file).generator)) == expected
+    generator, _ = generator_from_checkpoint(generator_file)
+    evaluate(generator, Task(), list_images(make_pairs(tmp_path / "pairs", count=1)), tmp_path / "eval")
+    assert set(convolution_classes(generator)) == expected
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_a_swapped_generator_exports_torch_s_convolutions(tmp_path, fmt):
+    """Tracing takes torch's ops, so an exported file never holds the matrix forms (at 32 px they would run)."""
+    generator = use_cpu_kernels(build_generator(TINY_CONFIG.architecture()))
+    path = tmp_path / f"generator.{fmt}"
+    export_generator(generator, TINY_CONFIG.model_dump(mode="json"), path, fmt)
+    if fmt == "onnx":
+        operators = {node.op_type for node in onnx.load(str(path)).graph.node}
+        assert {"Conv", "ConvTranspose"} <= operators and not operators & {"MatMul", "Col2Im", "Gemm"}
+    else:
+        graph = str(torch.jit.load(str(path)).inlined_graph)
+        assert "aten::_convolution" in graph and "im2col" not in graph and "unfold" not in graph and "matmul" not in graph
