@@ -31,9 +31,10 @@ def train_step_call(size: int, inputs, targets) -> Callable[[], object]:
 
 
 def inference_call(batch) -> Callable[[], None]:
-    """Our generator on ``batch`` in eval mode, under ``inference_mode``."""
+    """Our generator on ``batch`` in eval mode, under ``inference_mode``, prepared as ``evaluate`` prepares it."""
     import torch
 
+    from pix2pix.device import Acceleration
     from pix2pix.nn.networks import build_generator, init_weights
     from pix2pix.train.config import TrainConfig
 
@@ -41,7 +42,7 @@ def inference_call(batch) -> Callable[[], None]:
     torch.manual_seed(0)
     generator = build_generator(TrainConfig(crop_size=size, load_size=size).architecture())
     init_weights(generator)
-    generator.eval()
+    generator = Acceleration(torch.device("cpu")).for_inference(generator.eval())
 
     def call() -> None:
         with torch.inference_mode():

@@ -55,7 +55,7 @@ def test_cuda_defaults_turn_everything_on():
         torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision, torch.backends.cudnn.benchmark = saved
 
 
-@pytest.mark.parametrize("option", [{"amp": "fp8"}, {"tf32": "yes"}, {"channels_last": "1"}, {"cudnn_benchmark": "maybe"}])
+@pytest.mark.parametrize("option", [{"amp": "fp8"}, {"tf32": "yes"}, {"channels_last": "1"}, {"cudnn_benchmark": "maybe"}, {"cpu_kernels": "fast"}])
 def test_unknown_values_are_user_errors(option):
     with pytest.raises(UserError, match=next(iter(option))):
         resolve(CPU, **option)

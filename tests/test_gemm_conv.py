@@ -1,4 +1,7 @@
-"""The matrix-form convolutions (the U-Net's innermost, the PatchGAN's score layer) compute what torch's convolutions compute."""
+"""The matrix-form convolutions (the U-Net's innermost, the PatchGAN's score layer) compute what torch's convolutions compute.
+
+Whole networks with them swapped in: tests/test_cpu_kernels.py.
+"""
 
 import pytest
 import torch
@@ -7,7 +10,6 @@ from torch import nn
 
 from pix2pix.nn import gemm_conv
 from pix2pix.nn.gemm_conv import DownConv, ScoreConv, UpConv
-from pix2pix.nn.networks import UNetGenerator
 
 SHAPES = [(1, 8, 6, 2, 2, False), (2, 8, 6, 4, 2, True), (3, 5, 7, 2, 6, True), (1, 6, 4, 3, 5, False)]
 
@@ -38,27 +40,6 @@ def test_float32_layers_take_the_matrix_form_only_when_small(monkeypatch):
         up(torch.randn(1, 8, 4, 4))  # autocast: torch's own op, in bfloat16
     UpConv(8, 4).to(memory_format=torch.channels_last)(torch.randn(1, 8, 4, 4))  # channels_last weights: torch's own op
     assert calls == [(1, 8, 4, 4), (1, 8, 8, 8)]
-
-
-def test_generator_gradients_equal_torch_convolutions(monkeypatch):
-    """A whole U-Net down to 1x1 (all the innermost layers in matrix form) against the same U-Net with none."""
-    torch.manual_seed(0)
-    generator = UNetGenerator(depth=5, ngf=8, dropout=0.0)
-    x, target = torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32)
-
-    def loss_and_grads(limit):
-        monkeypatch.setattr(gemm_conv, "MAX_DOWN_POSITIONS", limit)
-        monkeypatch.setattr(gemm_conv, "MAX_UP_POSITIONS", limit)
-        generator.zero_grad()
-        loss = (generator(x) - target).abs().mean()
-        loss.backward()
-        return loss.detach(), [p.grad.clone() for p in generator.parameters()]
-
-    loss_matrix, grads_matrix = loss_and_grads(32)
-    loss_stock, grads_stock = loss_and_grads(0)
-    torch.testing.assert_close(loss_matrix, loss_stock)
-    for matrix, stock in zip(grads_matrix, grads_stock):
-        torch.testing.assert_close(matrix, stock, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.trace announces its retirement

@@ -54,17 +54,14 @@ def test_patchgan_output_map(patch, side):
 
 
 def test_patchgan_receptive_field_is_the_named_patch():
-    """One output logit depends on exactly a patch x patch window of the input.
-
-    Up to rounding: the Winograd layer's transforms cancel exactly only in exact arithmetic, so
-    the rest of its 6x6 tiles gets gradients about 1e-7 of the window's."""
+    """One output logit depends on exactly a patch x patch window of the input."""
     for patch in (16, 34, 70):
         discriminator = PatchDiscriminator(2, ndf=2, patch=patch).eval()  # running stats: a local op
         image = torch.zeros(1, 1, 160, 160, requires_grad=True)
         out = discriminator(torch.zeros(1, 1, 160, 160), image)
         out[0, 0, out.shape[2] // 2, out.shape[3] // 2].backward()
         row_weights = image.grad[0, 0].abs().sum(1)
-        rows = (row_weights > 1e-4 * row_weights.max()).nonzero()
+        rows = row_weights.nonzero()
         assert rows.max() - rows.min() + 1 <= patch
         assert rows.max() - rows.min() + 1 > patch - 4  # borders of the window may carry zero weight
 

@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 from conftest import ROOT, make_pairs
 from PIL import Image
-from test_pages import directives, inline_scripts, sha256_source
 from test_imageops import bomb_png
+from test_pages import directives, inline_scripts, sha256_source
 from test_report import chromium  # noqa: F401 (the fixture: finds or installs headless Chromium)
 from test_translate import TINY_CONFIG
 

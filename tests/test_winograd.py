@@ -1,13 +1,13 @@
-"""The PatchGAN's Winograd convolution computes what torch's 4x4 stride-1 convolution computes."""
+"""The PatchGAN's Winograd convolution computes what torch's 4x4 stride-1 convolution computes.
+
+The whole discriminator with it swapped in: tests/test_cpu_kernels.py.
+"""
 
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from pix2pix.nn import winograd
-from pix2pix.nn.gemm_conv import ScoreConv
-from pix2pix.nn.networks import PatchDiscriminator
 from pix2pix.nn.winograd import PatchConv
 
 
@@ -61,24 +61,3 @@ def test_float32_layers_take_winograd_only_when_large(monkeypatch):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         layer(torch.randn(1, 4, 21, 21))  # autocast: torch's own op
     assert calls == [(1, 4, 21, 21)]
-
-
-def test_discriminator_equals_one_built_of_plain_convolutions():
-    """Same state dict keys and shapes, same scores and gradients (to float rounding) as nn.Conv2d,
-    with both rewritten layers (Winograd's and the score layer's tap products) taken."""
-    torch.manual_seed(0)
-    ours = PatchDiscriminator(ndf=8)
-    patch_convs = [layer for layer in ours.modules() if isinstance(layer, PatchConv)]
-    assert len(patch_convs) == 1 and isinstance(ours.model[-1], ScoreConv)
-    plain = PatchDiscriminator(ndf=8)
-    index = next(i for i, layer in enumerate(plain.model) if isinstance(layer, PatchConv))
-    plain.model[index] = nn.Conv2d(patch_convs[0].in_channels, patch_convs[0].out_channels, 4, 1, 1, bias=False)
-    plain.model[-1] = nn.Conv2d(ours.model[-1].in_channels, 1, 4, 1, 1)
-    plain.load_state_dict(ours.state_dict())
-    condition, image = torch.randn(2, 3, 128, 128), torch.randn(2, 3, 128, 128)  # 2 x 15 x 15 = 450 and 2 x 14 x 14 positions
-    scores = [net(condition, image) for net in (ours, plain)]
-    torch.testing.assert_close(scores[0], scores[1], rtol=1e-4, atol=1e-5)
-    for net, score in zip((ours, plain), scores):
-        score.square().mean().backward()
-    for mine, theirs in zip(ours.parameters(), plain.parameters()):
-        torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-3, atol=1e-5)

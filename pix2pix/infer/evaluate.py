@@ -102,7 +102,8 @@ def evaluate(
     statistics (``PerImageBatchNorm``), so outputs are those of one image at a time, as in the
     reference, but for which dropout mask each image draws. PNG encoding and metrics run in
     writer threads, overlapping the next forward pass. ``acceleration`` (mixed precision,
-    channels_last, compile) defaults to plain fp32 on the generator's device.
+    channels_last, compile, the CPU convolutions) defaults to fp32 on the generator's device,
+    with the CPU convolutions on the CPU.
     """
     output_dir = Path(output_dir)
     images_dir = output_dir / "images"

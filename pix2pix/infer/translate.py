@@ -128,8 +128,7 @@ class Translator:
 
         generator, config = generator_from_checkpoint(checkpoint, device)
         set_eval_mode(generator, eval_mode)
-        if acceleration:
-            generator = acceleration.for_inference(generator)
+        generator = (acceleration or Acceleration(torch.device(device))).for_inference(generator)
         task = Task(config["direction"], config["lab_colorization"])
         return cls(generator, task, color_side=color_side or config["crop_size"], config=config, acceleration=acceleration, **options)
 

@@ -17,6 +17,8 @@ Same functions, same weights and gradients; only the order of the float sums dif
 1e-6). Measured on a 2-core Zen 3, paired in one process: the 64 px training step 136 -> 108 ms,
 the 256 px one 1.06-1.08x faster, the 256 px generator at batch 1 1.15x; up to 64 positions for
 the up layers and ``ScoreConv`` another 3.5 % at 256 px (benchmarks/README.md).
+
+``pix2pix.nn.cpu_kernels`` swaps these layers into built networks.
 """
 
 from __future__ import annotations

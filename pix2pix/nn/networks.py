@@ -1,13 +1,10 @@
-"""The two pix2pix networks: a U-Net generator and a PatchGAN discriminator.
+"""The two pix2pix networks: a U-Net generator and a PatchGAN discriminator, in plain torch layers.
 
 Layer for layer the same as pytorch-CycleGAN-and-pix2pix (``unet_256`` / ``basic`` D), so the
 parameter counts match the reference: 54,413,955 for G (256 px, ngf 64, batch norm, 3->3) and
-2,768,705 for D (6 input channels). Convolutions that feed a batch norm carry no bias. The
-U-Net's layers are ``DownConv`` / ``UpConv``: torch's 4x4 stride-2 (transposed) convolutions,
-parameters and state dict unchanged, with a faster CPU path for the tiny innermost images. The
-PatchGAN's stride-1 layer is a ``PatchConv``: ``nn.Conv2d(in, out, 4, 1, 1)`` computed by
-Winograd's algorithm on CPU where the image is large; its 1-channel score layer a ``ScoreConv``,
-one matrix product over the 16 taps.
+2,768,705 for D (6 input channels). Convolutions that feed a batch norm carry no bias. On the
+CPU, ``pix2pix.nn.cpu_kernels`` swaps faster forms into some of the convolutions of a built
+network, parameters and state dict unchanged (``pix2pix.device.Acceleration`` does it).
 """
 
 from __future__ import annotations
@@ -18,9 +15,7 @@ import torch
 from torch import nn
 
 from pix2pix.errors import UserError
-from pix2pix.nn.gemm_conv import DownConv, ScoreConv, UpConv
 from pix2pix.nn.sizes import PATCH_LAYERS, unet_depth
-from pix2pix.nn.winograd import PatchConv
 from pix2pix.task import Task
 
 NORMS = ("batch", "instance")
@@ -62,7 +57,7 @@ class UNetGenerator(nn.Module):
         for level, width in enumerate(widths):
             outermost, innermost = level == 0, level == depth - 1
             layers: list[nn.Module] = [] if outermost else [nn.LeakyReLU(0.2, inplace=True)]
-            layers.append(DownConv(in_channels if outermost else widths[level - 1], width, bias=bias))
+            layers.append(nn.Conv2d(in_channels if outermost else widths[level - 1], width, 4, 2, 1, bias=bias))
             if not (outermost or innermost):
                 layers.append(norm_layer(norm, width))
             self.encoder.append(nn.Sequential(*layers))
@@ -76,11 +71,11 @@ class UNetGenerator(nn.Module):
             in_width = widths[level] * (1 if innermost else 2)
             if outermost:
                 self.decoder.append(
-                    nn.Sequential(nn.ReLU(inplace=True), UpConv(in_width, out_channels), nn.Tanh())
+                    nn.Sequential(nn.ReLU(inplace=True), nn.ConvTranspose2d(in_width, out_channels, 4, 2, 1), nn.Tanh())
                 )
                 continue
             out_width = widths[level - 1]
-            layers = [nn.ReLU(inplace=True), UpConv(in_width, out_width, bias=bias), norm_layer(norm, out_width)]
+            layers = [nn.ReLU(inplace=True), nn.ConvTranspose2d(in_width, out_width, 4, 2, 1, bias=bias), norm_layer(norm, out_width)]
             if dropout > 0 and index in dropout_blocks:
                 layers.append(nn.Dropout(dropout))
             self.decoder.append(nn.Sequential(*layers))
@@ -121,10 +116,11 @@ class PatchDiscriminator(nn.Module):
             width = ndf
             for layer in range(1, n_layers + 1):
                 next_width = ndf * min(2**layer, 8)
-                conv = nn.Conv2d(width, next_width, 4, 2, 1, bias=bias) if layer < n_layers else PatchConv(width, next_width, bias=bias)
+                stride = 2 if layer < n_layers else 1  # the last one at stride 1, as in the reference
+                conv = nn.Conv2d(width, next_width, 4, stride, 1, bias=bias)
                 layers += [conv, norm_layer(norm, next_width), nn.LeakyReLU(0.2, inplace=True)]
                 width = next_width
-            layers.append(ScoreConv(width))
+            layers.append(nn.Conv2d(width, 1, 4, 1, 1))
         self.model = nn.Sequential(*layers)
 
     def min_size(self) -> int:

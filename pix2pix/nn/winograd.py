@@ -8,6 +8,8 @@ map brings the 4x4 outputs back. The maps are small dense matrices applied as on
 Same function and weights; the float sums differ (relative error about 1e-5 against 4e-7 for
 oneDNN, both against float64). Measured on a 2-core Zen 3: the layer's forward + backward at
 256 px 59 -> 36 ms, the 256 px training step about 12 % faster (benchmarks/README.md).
+
+``pix2pix.nn.cpu_kernels`` swaps these layers into built networks.
 """
 
 from __future__ import annotations
