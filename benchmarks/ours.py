@@ -34,7 +34,7 @@ def inference_call(batch) -> Callable[[], None]:
     """Our generator on ``batch`` in eval mode, under ``inference_mode``, prepared as ``evaluate`` prepares it."""
     import torch
 
-    from pix2pix.device import Acceleration
+    from pix2pix.nn.device import Acceleration
     from pix2pix.nn.networks import build_generator, init_weights
     from pix2pix.train.config import TrainConfig
 

@@ -63,13 +63,13 @@ class DeviceOptions(BaseModel):
     ] = "auto"
 
     def acceleration(self):
-        """The selected device and its ``pix2pix.device.Acceleration``."""
-        from pix2pix.device import (  # torch: not needed to validate options
-            resolve,
-            select_device,
-        )
+        """The selected device and its ``pix2pix.nn.device.Acceleration``."""
+        # imports torch, which validating options does not need
+        from pix2pix.nn.device import resolve, select_device
 
-        return resolve(select_device(self.device), self.amp, self.tf32, self.channels_last, self.cudnn_benchmark, self.compile)
+        return resolve(
+            select_device(self.device), self.amp, self.tf32, self.channels_last, self.cudnn_benchmark, self.compile, self.cpu_kernels
+        )
 
 
 class InferenceOptions(DeviceOptions):

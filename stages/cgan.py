@@ -75,7 +75,7 @@ def sample(
 ) -> None:
     """Draw the digits you ask for with a trained conditional GAN."""
     from pix2pix.data.images import save_image
-    from pix2pix.device import select_device
+    from pix2pix.nn.device import select_device
     from pix2pix.train.cgan import N_CLASSES, draw, generator_from_checkpoint
 
     labels = list(dict.fromkeys(options.label)) if options.label else list(range(N_CLASSES))

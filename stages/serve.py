@@ -46,8 +46,8 @@ def serve(
         serve_until_signal,
         warn_if_exposed,
     )
-    from pix2pix.device import select_device
     from pix2pix.infer.translate import Translator
+    from pix2pix.nn.device import select_device
 
     host, port, max_side = options.host, options.port, options.max_side
     translator = Translator.from_checkpoint(checkpoint, select_device(options.device), options.eval_mode, max_side=max_side, overlap=min(64, max_side // 2))

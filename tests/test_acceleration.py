@@ -14,10 +14,10 @@ from PIL import Image
 
 from pix2pix import checkpoint as ckpt
 from pix2pix.data.images import list_images
-from pix2pix.device import Acceleration, resolve
 from pix2pix.errors import UserError
 from pix2pix.infer.evaluate import evaluate
 from pix2pix.infer.load import generator_from_checkpoint
+from pix2pix.nn.device import Acceleration, resolve
 from pix2pix.task import Task
 from pix2pix.train.config import TrainConfig
 from pix2pix.train.loop import Pix2Pix, train

@@ -12,7 +12,6 @@ from torch import nn
 
 from pix2pix import checkpoint as ckpt
 from pix2pix.data.images import list_images
-from pix2pix.device import CPU_KERNELS_VARIABLE, Acceleration
 from pix2pix.errors import UserError
 from pix2pix.infer.evaluate import evaluate
 from pix2pix.infer.export import export_generator
@@ -20,6 +19,7 @@ from pix2pix.infer.load import generator_from_checkpoint
 from pix2pix.infer.translate import Translator
 from pix2pix.nn import gemm_conv, winograd
 from pix2pix.nn.cpu_kernels import use_cpu_kernels
+from pix2pix.nn.device import CPU_KERNELS_VARIABLE, Acceleration
 from pix2pix.nn.gemm_conv import DownConv, ScoreConv, UpConv
 from pix2pix.nn.networks import (
     PatchDiscriminator,

@@ -26,8 +26,8 @@ from PIL import Image
 from pix2pix import checkpoint as ckpt
 from pix2pix.data.dataset import TrainingSet
 from pix2pix.data.images import list_images
-from pix2pix.device import Acceleration
 from pix2pix.errors import UserError
+from pix2pix.nn.device import Acceleration
 from pix2pix.task import Task
 from pix2pix.train import loop as training
 from pix2pix.train.config import TrainConfig

@@ -20,8 +20,8 @@ from torch.nn import functional as F
 
 from pix2pix.data.dataset import load_eval_pair
 from pix2pix.data.images import save_image
-from pix2pix.device import Acceleration
 from pix2pix.files import atomic_write_text
+from pix2pix.nn.device import Acceleration
 from pix2pix.nn.networks import replace_batch_norms
 from pix2pix.prep.imageops import default_workers
 from pix2pix.task import Task

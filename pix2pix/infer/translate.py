@@ -24,9 +24,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from pix2pix.data.images import read_rgb, save_image
-from pix2pix.device import Acceleration
 from pix2pix.errors import UserError
 from pix2pix.infer.evaluate import run_generator, set_eval_mode
+from pix2pix.nn.device import Acceleration
 from pix2pix.task import Task
 
 # Images held back while waiting for same-sized company, as a multiple of the batch size.

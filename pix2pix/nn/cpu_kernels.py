@@ -7,7 +7,7 @@ algorithm; tap products for the score layer). The PatchGAN's stride-2 layers kee
 the matrix form's limits were measured on the U-Net's layers. A swapped layer keeps its identity
 and its Parameter objects, so state dicts, optimisers, hooks and DDP see no change, and it still
 runs torch's op outside the cases it was measured in (GPU, autocast, float64, channels_last,
-tracing, compiling, images outside its size limits). ``pix2pix.device.Acceleration`` decides
+tracing, compiling, images outside its size limits). ``pix2pix.nn.device.Acceleration`` decides
 when to swap.
 """
 

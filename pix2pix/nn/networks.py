@@ -4,7 +4,7 @@ Layer for layer the same as pytorch-CycleGAN-and-pix2pix (``unet_256`` / ``basic
 parameter counts match the reference: 54,413,955 for G (256 px, ngf 64, batch norm, 3->3) and
 2,768,705 for D (6 input channels). Convolutions that feed a batch norm carry no bias. On the
 CPU, ``pix2pix.nn.cpu_kernels`` swaps faster forms into some of the convolutions of a built
-network, parameters and state dict unchanged (``pix2pix.device.Acceleration`` does it).
+network, parameters and state dict unchanged (``pix2pix.nn.device.Acceleration`` does it).
 """
 
 from __future__ import annotations

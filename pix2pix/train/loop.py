@@ -24,9 +24,9 @@ from torch import nn
 
 from pix2pix import checkpoint as ckpt
 from pix2pix.data.dataset import TrainingSet
-from pix2pix.device import Acceleration, resolve, select_device
 from pix2pix.errors import UserError
 from pix2pix.files import atomic_write_text
+from pix2pix.nn.device import Acceleration, resolve, select_device
 from pix2pix.nn.losses import GANLoss
 from pix2pix.nn.networks import (
     build_discriminator,
@@ -330,7 +330,7 @@ def _train(
 
     torch.manual_seed(config.seed)
     dataset = TrainingSet(image_paths, config.task, config.load_size, config.crop_size, config.flip, load_progress, cache_dir)
-    acceleration = resolve(device, config.amp, config.tf32, config.channels_last, config.cudnn_benchmark, config.compile)
+    acceleration = resolve(device, config.amp, config.tf32, config.channels_last, config.cudnn_benchmark, config.compile, config.cpu_kernels)
     model = Pix2Pix(config, device, group, acceleration)
     if config.crop_size < model.discriminator.min_size():
         raise UserError(

@@ -1,5 +1,5 @@
-"""The device and its speed options: device selection, mixed precision, TF32, channels_last, cuDNN autotuning, torch.compile,
-the hand-made CPU convolutions.
+"""The device and its speed options: device selection, mixed precision, TF32, channels_last,
+cuDNN autotuning, torch.compile, the hand-made CPU convolutions.
 
 Each option is ``auto`` by default: on for CUDA, where they pay, off on the CPU, where each was
 measured slower on the AVX2 machine this project is tested on (benchmarks/README.md:
