@@ -44,7 +44,8 @@ def train(
     section: ParamsSection = None,
 ) -> None:
     """Train the conditional DCGAN on digits; metrics.json says how often it draws the digit asked for."""
-    from pix2pix.train.cgan import CGANConfig, load_data
+    from pix2pix.data.digits import load_data
+    from pix2pix.train.cgan import CGANConfig
     from pix2pix.train.cgan import train as train_cgan
     from stages.train import run_tracked
 
@@ -82,10 +83,11 @@ def sample(
     section: ParamsSection = None,
 ) -> None:
     """Draw the digits you ask for with a trained conditional GAN."""
+    from pix2pix.data.digits import N_CLASSES, SEED_MAX
     from pix2pix.data.images import save_image
     from pix2pix.device import select_device
     from pix2pix.errors import UserError
-    from pix2pix.train.cgan import N_CLASSES, SEED_MAX, draw, generator_from_checkpoint
+    from pix2pix.nn.digits import draw, generator_from_checkpoint
 
     labels = list(dict.fromkeys(label)) if label else list(range(N_CLASSES))
     if not all(0 <= digit < N_CLASSES for digit in labels):

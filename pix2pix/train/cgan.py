@@ -1,7 +1,6 @@
 """The article's first model: a conditional DCGAN that draws the digit it is asked for.
 
-G(z|y) joins noise z to a learned embedding of the label y and up-samples to a 32x32 digit;
-D(x|y) sees the image joined to ten one-hot label planes. Both play
+G(z|y) and D(x|y) (``pix2pix.nn.digits``) play
 V(D,G) = E[log D(x|y)] + E[log(1 - D(G(z|y)|y))], G with the usual non-saturating loss, plus a
 mode-seeking term (MSGAN): on 1,797 digits the plain game soon gives one image per digit,
 whatever z (measured diversity 0.2 of the real digits'; 1.0 with the term).
@@ -12,23 +11,21 @@ and resumed run ends bit-identical to an uninterrupted one.
 
 from __future__ import annotations
 
-import gzip
 import json
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from torch import nn
 from torch.nn import functional as F
 
 from pix2pix import checkpoint as ckpt
+from pix2pix.data.digits import IMAGE_SIZE, N_CLASSES, SEED_MAX, Digits, load_data
 from pix2pix.data.images import save_image
-from pix2pix.errors import UserError
+from pix2pix.device import select_device
 from pix2pix.files import atomic_write_text
+from pix2pix.nn.digits import MODEL_KIND, DigitDiscriminator, DigitGenerator, draw, generate
 from pix2pix.nn.losses import GANLoss
 from pix2pix.nn.networks import init_weights
 from pix2pix.train.loop import (
@@ -40,22 +37,13 @@ from pix2pix.train.loop import (
     _rewrite_losses,
     _StopSignals,
     rng_state,
-    select_device,
     set_rng_state,
 )
 
-IMAGE_SIZE = 32
-N_CLASSES = 10
 LOSS_NAMES = ("G_GAN", "G_MS", "D_real", "D_fake")
 LOSS_COLUMNS = ("step", "epoch", *LOSS_NAMES, "lr")
 ARCHITECTURE_KEYS = ("nz", "ngf", "ndf")
 RESUME_KEYS = (*ARCHITECTURE_KEYS, "seed", "batch_size", "mnist_dir")
-MODEL_KIND = "cgan-digits"  # marks cgan checkpoints apart from pix2pix ones
-
-IDX_IMAGES, IDX_LABELS = 2051, 2049  # magic numbers: uint8 data, 3 and 1 dimensions
-MNIST_FILES = {IDX_IMAGES: "train-images-idx3-ubyte", IDX_LABELS: "train-labels-idx1-ubyte"}
-MAX_IDX_BYTES = 1 << 30  # refuse gzip bombs: full MNIST is 47 MB unpacked
-SEED_MAX = 2**32 - 1  # keeps seed * 1_000_003 + epoch inside torch's 64-bit seeds
 
 
 class CGANConfig(BaseModel):
@@ -83,143 +71,6 @@ class CGANConfig(BaseModel):
 
     def architecture(self) -> dict:
         return {"model": MODEL_KIND, **{key: getattr(self, key) for key in ARCHITECTURE_KEYS}}
-
-
-# --- data --------------------------------------------------------------------------------
-
-
-@dataclass
-class Digits:
-    """Labelled digits as ``(N, 32, 32)`` uint8 images (white ink on black) and int64 labels."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    source: str
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images in [-1, 1] as ``(B, 1, 32, 32)`` and their labels."""
-        return self.images[indices].unsqueeze(1).float() / 127.5 - 1.0, self.labels[indices]
-
-
-def _resize(images: np.ndarray) -> torch.Tensor:
-    """uint8 ``(N, H, W)`` -> uint8 ``(N, 32, 32)``, bicubic like the pix2pix data."""
-    batch = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).unsqueeze(1)
-    resized = F.interpolate(batch, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bicubic", align_corners=False)
-    return resized.squeeze(1).round().clamp(0, 255).to(torch.uint8)
-
-
-def load_sklearn_digits() -> Digits:
-    """The 1,797 handwritten 8x8 digits that ship with scikit-learn (values 0..16): no network."""
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    return Digits(_resize(bunch.images * (255.0 / 16.0)), torch.from_numpy(bunch.target).long(), "sklearn-digits")
-
-
-def read_idx(path: Path, magic: int) -> np.ndarray:
-    """One IDX file (MNIST's format: big-endian magic and sizes, then uint8 values), gzipped or not."""
-    path, gzipped = Path(path), False
-    try:
-        with path.open("rb") as handle:
-            gzipped = handle.read(2) == b"\x1f\x8b"
-        with (gzip.open(path, "rb") if gzipped else path.open("rb")) as handle:
-            raw = handle.read(MAX_IDX_BYTES + 1)
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except (OSError, EOFError) as exc:
-        raise UserError(f"{path}: unreadable{' gzip' if gzipped else ''} file ({exc})") from None
-    if len(raw) > MAX_IDX_BYTES:
-        raise UserError(f"{path}: more than {MAX_IDX_BYTES} bytes unpacked; not an MNIST file")
-    found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
-    if found != magic:
-        raise UserError(f"{path}: not an IDX {'image' if magic == IDX_IMAGES else 'label'} file (magic number {found}, expected {magic})")
-    ndim = magic & 0xFF
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise UserError(f"{path}: truncated IDX header ({len(raw)} bytes)")
-    shape = tuple(int(size) for size in np.frombuffer(raw, ">u4", ndim, 4))
-    expected = header + int(np.prod(shape))
-    if len(raw) != expected:
-        raise UserError(f"{path}: {len(raw)} bytes, expected {expected} for {' x '.join(map(str, shape))} values (truncated or corrupt)")
-    return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
-
-
-def _idx_file(folder: Path, magic: int) -> Path:
-    name = MNIST_FILES[magic]
-    for candidate in (folder / name, folder / f"{name}.gz"):
-        if candidate.is_file():
-            return candidate
-    raise UserError(f"{folder}: no {name} or {name}.gz (the standard MNIST training files)")
-
-
-def load_mnist(folder: Path) -> Digits:
-    """MNIST's training set from the standard IDX files in ``folder``, checked and resized to 32x32."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise UserError(f"{folder}: not a directory")
-    images_path, labels_path = _idx_file(folder, IDX_IMAGES), _idx_file(folder, IDX_LABELS)
-    images, labels = read_idx(images_path, IDX_IMAGES), read_idx(labels_path, IDX_LABELS)
-    if len(images) == 0:
-        raise UserError(f"{images_path}: holds no images")
-    if min(images.shape[1:]) < 8:
-        raise UserError(f"{images_path}: images of {images.shape[1]}x{images.shape[2]} pixels; at least 8x8 expected")
-    if len(labels) != len(images):
-        raise UserError(f"{labels_path}: {len(labels)} labels for {len(images)} images in {images_path.name}")
-    if labels.max() >= N_CLASSES:
-        raise UserError(f"{labels_path}: label {int(labels.max())} out of range (digits are 0..9)")
-    scarce = np.flatnonzero(np.bincount(labels, minlength=N_CLASSES) < 2)
-    if len(scarce):
-        raise UserError(f"{labels_path}: fewer than 2 images of digit {', '.join(map(str, scarce))}; every digit needs examples to learn and judge")
-    return Digits(_resize(images), torch.from_numpy(labels.astype(np.int64)), "mnist")
-
-
-def load_data(mnist_dir: str | Path | None) -> Digits:
-    return load_mnist(Path(mnist_dir)) if mnist_dir else load_sklearn_digits()
-
-
-# --- networks ----------------------------------------------------------------------------
-
-
-class DigitGenerator(nn.Module):
-    """G(z|y): [z, embedding(y)] as a 1x1 map, four transposed convolutions up to 32x32, tanh."""
-
-    def __init__(self, nz: int = 64, ngf: int = 32):
-        super().__init__()
-        self.nz = nz
-        self.embed = nn.Embedding(N_CLASSES, nz)
-        widths = (nz * 2, ngf * 4, ngf * 2, ngf)
-        layers: list[nn.Module] = []
-        for index, (width_in, width_out) in enumerate(zip(widths, widths[1:])):
-            stride, padding = (1, 0) if index == 0 else (2, 1)  # 1 -> 4 -> 8 -> 16 px
-            layers += [nn.ConvTranspose2d(width_in, width_out, 4, stride, padding, bias=False), nn.BatchNorm2d(width_out), nn.ReLU()]
-        layers += [nn.ConvTranspose2d(ngf, 1, 4, 2, 1), nn.Tanh()]
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([z, self.embed(labels)], dim=1)[:, :, None, None])
-
-
-class DigitDiscriminator(nn.Module):
-    """D(x|y): the image with ten one-hot label planes, strided convolutions down to one logit."""
-
-    def __init__(self, ndf: int = 32):
-        super().__init__()
-        widths = (1 + N_CLASSES, ndf, ndf * 2, ndf * 4)
-        layers: list[nn.Module] = []
-        for index, (width_in, width_out) in enumerate(zip(widths, widths[1:])):  # 32 -> 16 -> 8 -> 4 px
-            layers.append(nn.Conv2d(width_in, width_out, 4, 2, 1, bias=index == 0))
-            if index:
-                layers.append(nn.BatchNorm2d(width_out))
-            layers.append(nn.LeakyReLU(0.2))
-        layers.append(nn.Conv2d(ndf * 4, 1, 4, 1, 0))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        planes = F.one_hot(labels, N_CLASSES).to(images.dtype)[:, :, None, None].expand(-1, -1, *images.shape[2:])
-        return self.net(torch.cat([images, planes], dim=1)).flatten()
 
 
 class ConditionalGAN:
@@ -272,37 +123,7 @@ class ConditionalGAN:
             getattr(self, name).load_state_dict(state[name])
 
 
-# --- sampling and the conditioning check -------------------------------------------------
-
-
-def generate(generator: DigitGenerator, labels: torch.Tensor, seed: int) -> torch.Tensor:
-    """Digits for ``labels`` as uint8 ``(N, 32, 32)``: eval mode and a private noise generator,
-    so sampling never touches the training RNG or batch-norm statistics."""
-    device = next(generator.parameters()).device
-    z = torch.randn(len(labels), generator.nz, generator=torch.Generator().manual_seed(seed)).to(device)
-    was_training = generator.training
-    generator.eval()
-    with torch.no_grad():
-        images = generator(z, labels.to(device)).cpu()
-    generator.train(was_training)
-    return ((images.squeeze(1) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
-
-
-def draw(generator: DigitGenerator, digits: Sequence[int], count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` samples of each digit: uint8 images ``(len(digits) * count, 32, 32)`` and a grid
-    with one row per digit (row k shows ``digits[k]``) and 2 px gray gaps."""
-    images = generate(generator, torch.tensor(list(digits)).repeat_interleave(count), seed).numpy()
-    return images, tile(images, len(digits), count)
-
-
-def tile(images: np.ndarray, rows: int, columns: int, gap: int = 2) -> np.ndarray:
-    size = images.shape[-1]
-    step = size + gap
-    grid = np.full((rows * step + gap, columns * step + gap), 128, np.uint8)
-    for index, image in enumerate(images):
-        row, column = divmod(index, columns)
-        grid[gap + row * step : gap + row * step + size, gap + column * step : gap + column * step + size] = image
-    return grid
+# --- the conditioning check -------------------------------------------------------------
 
 
 class DigitJudge:
@@ -404,7 +225,7 @@ def train(config: CGANConfig, output_dir: Path, callbacks: Callbacks | None = No
     last_time, last_step, images_per_second = time.perf_counter(), step, 0.0
     with _StopSignals() as stop:
         while step < total_steps:
-            order = torch.randperm(len(data), generator=torch.Generator().manual_seed(config.seed * 1_000_003 + epoch))
+            order = data.epoch_order(config.seed, epoch)
             while batch_index < steps_per_epoch and step < total_steps:
                 images, labels = data.batch(order[batch_index * config.batch_size : (batch_index + 1) * config.batch_size])
                 values = {name: float(value) for name, value in model.train_step(images, labels).items()}
@@ -438,14 +259,3 @@ def train(config: CGANConfig, output_dir: Path, callbacks: Callbacks | None = No
     metrics = DigitJudge(data).conditioning(model.generator, config.eval_per_digit, config.seed)
     atomic_write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
     return {**summary, "steps": step, "epochs": epoch, "metrics": metrics}
-
-
-def generator_from_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[DigitGenerator, dict]:
-    """The digit generator of a cgan run folder, generator.pt or checkpoint.pt, and its config."""
-    payload = ckpt.load(ckpt.resolve(path), map_location=device)
-    architecture = payload.get("architecture", {})
-    if architecture.get("model") != MODEL_KIND:
-        raise UserError(f"{path}: not a `pix2pix cgan` checkpoint (a pix2pix model? use `pix2pix evaluate`)")
-    generator = DigitGenerator(architecture["nz"], architecture["ngf"])
-    generator.load_state_dict(payload["generator"])
-    return generator.to(device).eval(), payload["config"]
