@@ -28,7 +28,7 @@ from test_translate import TINY_CONFIG
 
 from pix2pix.data.images import list_images
 from pix2pix.train.config import TrainConfig
-from pix2pix.train.loop import train
+from pix2pix.train.pix2pix_model import train
 
 MAX_BYTES, MAX_PIXELS = 150_000, 100_000
 

@@ -4,15 +4,13 @@ G(z|y) and D(x|y) (``pix2pix.nn.digits``) play
 V(D,G) = E[log D(x|y)] + E[log(1 - D(G(z|y)|y))], G with the usual non-saturating loss, plus a
 mode-seeking term (MSGAN): on 1,797 digits the plain game soon gives one image per digit,
 whatever z (measured diversity 0.2 of the real digits'; 1.0 with the term).
-Training keeps pix2pix training's guarantees (and reuses its pieces): seeded init, data order
-from (seed, epoch), torch RNG state in an atomic checkpoint, SIGTERM -> checkpoint, so a killed
-and resumed run ends bit-identical to an uninterrupted one.
+Training runs the loop pix2pix runs (``pix2pix.train.loop``), with its guarantees: a killed and
+resumed run ends bit-identical to an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +18,6 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch.nn import functional as F
 
-from pix2pix import checkpoint as ckpt
 from pix2pix.data.digits import IMAGE_SIZE, N_CLASSES, SEED_MAX, Digits, load_data
 from pix2pix.data.images import save_image
 from pix2pix.device import select_device
@@ -28,22 +25,12 @@ from pix2pix.files import atomic_write_text
 from pix2pix.nn.digits import MODEL_KIND, DigitDiscriminator, DigitGenerator, draw, generate
 from pix2pix.nn.losses import GANLoss
 from pix2pix.nn.networks import init_weights
-from pix2pix.train.loop import (
-    Callbacks,
-    StepReport,
-    TrainingInterrupted,
-    _append_loss_row,
-    _check_resumable,
-    _rewrite_losses,
-    _StopSignals,
-    rng_state,
-    set_rng_state,
-)
+from pix2pix.train.loop import Callbacks, fit
 
 LOSS_NAMES = ("G_GAN", "G_MS", "D_real", "D_fake")
-LOSS_COLUMNS = ("step", "epoch", *LOSS_NAMES, "lr")
 ARCHITECTURE_KEYS = ("nz", "ngf", "ndf")
 RESUME_KEYS = (*ARCHITECTURE_KEYS, "seed", "batch_size", "mnist_dir")
+METRICS_NAME = "metrics.json"  # written last: a run folder with it is finished
 
 
 class CGANConfig(BaseModel):
@@ -74,10 +61,13 @@ class CGANConfig(BaseModel):
 
 
 class ConditionalGAN:
-    """Both networks, their Adam optimisers and one step of the minimax game."""
+    """Both networks, their Adam optimisers and one step of the minimax game on ``data``, as
+    ``pix2pix.train.loop`` drives it; sample grids and metrics go to ``output_dir``."""
 
-    def __init__(self, config: CGANConfig, device: torch.device):
-        self.config, self.device = config, device
+    loss_names = LOSS_NAMES
+
+    def __init__(self, config: CGANConfig, device: torch.device, data: Digits, output_dir: Path):
+        self.config, self.device, self.data, self.output_dir = config, device, data, output_dir
         self.generator = DigitGenerator(config.nz, config.ngf).to(device)
         self.discriminator = DigitDiscriminator(config.ndf).to(device)
         init_weights(self.generator)
@@ -86,6 +76,17 @@ class ConditionalGAN:
         betas, fused = (config.beta1, config.beta2), device.type in ("cpu", "cuda")
         self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas, fused=fused)
         self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas, fused=fused)
+
+    @property
+    def lr(self) -> float:
+        return self.config.lr  # no schedule
+
+    def epoch_plan(self, epoch: int) -> torch.Tensor:
+        return self.data.epoch_order(self.config.seed, epoch)
+
+    def batch(self, plan: torch.Tensor, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        size = self.config.batch_size
+        return self.data.batch(plan[index * size : (index + 1) * size])
 
     def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         """One D step and one G step. The fakes come in two halves with the same labels and
@@ -115,15 +116,31 @@ class ConditionalGAN:
         self.optimizer_g.step()
         return {"G_GAN": g_gan.detach(), "G_MS": g_ms.detach(), "D_real": d_real.detach(), "D_fake": d_fake.detach()}
 
+    def sample(self) -> np.ndarray:
+        """Every digit ``grid_columns`` times, one row per digit, from the same noise each time."""
+        return draw(self.generator, range(N_CLASSES), self.config.grid_columns, self.config.seed)[1]
+
+    def end_epoch(self, epoch: int) -> np.ndarray:
+        return self._save_grid(f"epoch_{epoch:03d}")
+
+    def finish(self) -> np.ndarray:
+        """samples/final.png, then metrics.json: how often the judge reads the digit asked for."""
+        grid = self._save_grid("final")
+        metrics = DigitJudge(self.data).conditioning(self.generator, self.config.eval_per_digit, self.config.seed)
+        atomic_write_text(self.output_dir / METRICS_NAME, json.dumps(metrics, indent=2) + "\n")
+        return grid
+
+    def _save_grid(self, name: str) -> np.ndarray:
+        grid = self.sample()
+        save_image(grid, self.output_dir / "samples" / f"{name}.png")
+        return grid
+
     def state(self) -> dict:
         return {name: getattr(self, name).state_dict() for name in ("generator", "discriminator", "optimizer_g", "optimizer_d")}
 
     def load_state(self, state: dict) -> None:
         for name in ("generator", "discriminator", "optimizer_g", "optimizer_d"):
             getattr(self, name).load_state_dict(state[name])
-
-
-# --- the conditioning check -------------------------------------------------------------
 
 
 class DigitJudge:
@@ -173,9 +190,6 @@ def spread(images: torch.Tensor, labels: torch.Tensor) -> float:
     return float(torch.stack([values[labels == digit].std(dim=0).mean() for digit in labels.unique()]).mean())
 
 
-# --- training ----------------------------------------------------------------------------
-
-
 def train(config: CGANConfig, output_dir: Path, callbacks: Callbacks | None = None, data: Digits | None = None) -> dict:
     """Train (or resume) into ``output_dir`` on ``data`` (default: as the config says); returns a
     summary with ``metrics``.
@@ -183,79 +197,11 @@ def train(config: CGANConfig, output_dir: Path, callbacks: Callbacks | None = No
     The run folder gets checkpoint.pt, generator.pt, losses.csv, options.json,
     samples/epoch_NNN.png, samples/final.png and metrics.json. Raises ``TrainingInterrupted``.
     """
-    callbacks = callbacks or Callbacks()
     output_dir = Path(output_dir)
-    checkpoint_path, losses_path, metrics_path = output_dir / ckpt.CHECKPOINT_NAME, output_dir / "losses.csv", output_dir / "metrics.json"
     device = select_device(config.device)
     data = load_data(config.mnist_dir) if data is None else data
-    steps_per_epoch = -(-len(data) // config.batch_size)
-    total_steps = min(config.epochs * steps_per_epoch, config.max_steps or float("inf"))
-    summary = {"images": len(data), "steps_per_epoch": steps_per_epoch, "data": data.source}
-
-    saved = ckpt.load(checkpoint_path) if checkpoint_path.exists() else None
-    if saved is not None:
-        _check_resumable(saved, config, checkpoint_path, RESUME_KEYS)
-        if saved["step"] >= total_steps and metrics_path.exists():
-            return {**summary, "steps": saved["step"], "metrics": json.loads(metrics_path.read_text()), "already_complete": True}
-
-    torch.manual_seed(config.seed)
-    model = ConditionalGAN(config, device)
-    step, epoch, batch_index = 0, 0, 0
-    if saved is not None:
-        model.load_state(saved)
-        set_rng_state(saved["rng"])
-        step, epoch, batch_index = saved["step"], saved["epoch"], saved["batch_index"]
-        _rewrite_losses(losses_path, step, LOSS_COLUMNS)
-
-    def save_checkpoint() -> None:
-        payload = {"config": config.model_dump(mode="json"), "architecture": config.architecture(), **model.state()}
-        ckpt.save({**payload, "rng": rng_state(), "step": step, "epoch": epoch, "batch_index": batch_index}, checkpoint_path)
-
-    def write_grid(name: str, log: bool = True) -> None:
-        _, grid = draw(model.generator, range(N_CLASSES), config.grid_columns, config.seed)
-        save_image(grid, output_dir / "samples" / f"{name}.png")
-        if log and callbacks.on_sample:
-            callbacks.on_sample(step, grid)
-
-    output_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(output_dir / "options.json", config.model_dump_json(indent=2) + "\n")
-    if callbacks.on_start:
-        callbacks.on_start(step, total_steps)
-    window, window_steps = dict.fromkeys(LOSS_NAMES, 0.0), 0
-    last_time, last_step, images_per_second = time.perf_counter(), step, 0.0
-    with _StopSignals() as stop:
-        while step < total_steps:
-            order = data.epoch_order(config.seed, epoch)
-            while batch_index < steps_per_epoch and step < total_steps:
-                images, labels = data.batch(order[batch_index * config.batch_size : (batch_index + 1) * config.batch_size])
-                values = {name: float(value) for name, value in model.train_step(images, labels).items()}
-                batch_index, step, window_steps = batch_index + 1, step + 1, window_steps + 1
-                window = {name: window[name] + values[name] for name in LOSS_NAMES}
-                now = time.perf_counter()
-                if now - last_time > 0.5:
-                    images_per_second = (step - last_step) * len(labels) / (now - last_time)
-                    last_time, last_step = now, step
-                if step % config.log_freq == 0 or step == total_steps:
-                    row = {"step": step, "epoch": epoch + 1, **{k: v / window_steps for k, v in window.items()}, "lr": config.lr}
-                    _append_loss_row(losses_path, row, LOSS_COLUMNS)
-                    if callbacks.on_log:
-                        callbacks.on_log(row)
-                    window, window_steps = dict.fromkeys(LOSS_NAMES, 0.0), 0
-                if callbacks.on_step:
-                    callbacks.on_step(StepReport(step, epoch + 1, total_steps, values, config.lr, images_per_second))
-                if step % config.save_freq == 0 and step < total_steps:
-                    save_checkpoint()
-                if stop.received is not None:
-                    save_checkpoint()
-                    raise TrainingInterrupted(stop.received, step)
-            if batch_index >= steps_per_epoch:
-                epoch, batch_index = epoch + 1, 0
-                write_grid(f"epoch_{epoch:03d}")
-        save_checkpoint()
-
-    generator_payload = {"config": config.model_dump(mode="json"), "architecture": config.architecture()}
-    ckpt.save({**generator_payload, "generator": model.generator.state_dict(), "step": step, "epoch": epoch}, output_dir / ckpt.GENERATOR_NAME)
-    write_grid("final", log=batch_index > 0)  # at an epoch's end MLflow already has this grid
-    metrics = DigitJudge(data).conditioning(model.generator, config.eval_per_digit, config.seed)
-    atomic_write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
-    return {**summary, "steps": step, "epochs": epoch, "metrics": metrics}
+    summary = fit(
+        lambda: ConditionalGAN(config, device, data, output_dir),
+        config, output_dir, len(data), config.epochs, RESUME_KEYS, callbacks, done_name=METRICS_NAME,
+    )  # fmt: skip
+    return {**summary, "data": data.source, "metrics": json.loads((output_dir / METRICS_NAME).read_text())}
