@@ -79,7 +79,7 @@ class Trainable(Protocol):
     def train_step(self, *batch: torch.Tensor) -> dict[str, torch.Tensor]: ...
 
     def end_epoch(self, epoch: int) -> np.ndarray | None:
-        """After ``epoch`` epochs: a sample grid to show, if the model makes one."""
+        """After ``epoch`` epochs, on every process (a schedule's step): a sample grid to show, if the model makes one."""
 
     def sample(self) -> np.ndarray:
         """A grid of samples for people to watch training; leaves training bit-for-bit unchanged."""
