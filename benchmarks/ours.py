@@ -23,7 +23,7 @@ def train_step_call(size: int, inputs, targets) -> Callable[[], object]:
     import torch
 
     from pix2pix.train.config import TrainConfig
-    from pix2pix.train.loop import Pix2Pix
+    from pix2pix.train.pix2pix_model import Pix2Pix
 
     torch.manual_seed(0)
     model = Pix2Pix(TrainConfig(crop_size=size, load_size=size, device="cpu"), torch.device("cpu"))

@@ -57,7 +57,7 @@ from pix2pix.prep import imageops
 from pix2pix.prep.synthetic import facade_pair
 from pix2pix.task import Task
 from pix2pix.train.config import TrainConfig
-from pix2pix.train.loop import Pix2Pix
+from pix2pix.train.pix2pix_model import Pix2Pix
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE_SCRIPT = Path(__file__).resolve().parent / "reference.py"

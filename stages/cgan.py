@@ -33,7 +33,7 @@ def train(
     section: ParamsSection = None,
 ) -> None:
     """Train the conditional DCGAN on digits; metrics.json says how often it draws the digit asked for."""
-    from pix2pix.train.cgan import load_data
+    from pix2pix.data.digits import load_data
     from pix2pix.train.cgan import train as train_cgan
     from stages.train import run_tracked
 
@@ -74,9 +74,10 @@ def sample(
     options: SampleOptions,
 ) -> None:
     """Draw the digits you ask for with a trained conditional GAN."""
+    from pix2pix.data.digits import N_CLASSES
     from pix2pix.data.images import save_image
     from pix2pix.nn.device import select_device
-    from pix2pix.train.cgan import N_CLASSES, draw, generator_from_checkpoint
+    from pix2pix.nn.digits import draw, generator_from_checkpoint
 
     labels = list(dict.fromkeys(options.label)) if options.label else list(range(N_CLASSES))
     count, seed = options.count, options.seed

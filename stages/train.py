@@ -59,7 +59,7 @@ def run_training(
     config, paths: list[Path], output_dir: Path, mlflow_experiment: str | None = None, sample_freq: int = 0, cache_dir: Path | None = None
 ) -> dict:
     """Train pix2pix with a progress bar and optional MLflow tracking."""
-    from pix2pix.train.loop import train as train_model
+    from pix2pix.train.pix2pix_model import train as train_model
 
     return run_tracked(
         lambda callbacks, load_progress: train_model(config, paths, output_dir, callbacks, load_progress, cache_dir),

@@ -20,7 +20,7 @@ from pix2pix.infer.load import generator_from_checkpoint
 from pix2pix.nn.device import Acceleration, resolve
 from pix2pix.task import Task
 from pix2pix.train.config import TrainConfig
-from pix2pix.train.loop import Pix2Pix, train
+from pix2pix.train.pix2pix_model import Pix2Pix, train
 
 CPU = torch.device("cpu")
 TINY_CONFIG = dict(crop_size=32, load_size=36, ngf=8, ndf=8, device="cpu")

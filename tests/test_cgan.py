@@ -20,14 +20,9 @@ from conftest import ROOT, assert_user_error, run_cli
 from PIL import Image
 
 from pix2pix import checkpoint as ckpt
+from pix2pix.data.digits import IDX_IMAGES, IDX_LABELS, load_mnist, read_idx
 from pix2pix.errors import UserError
-from pix2pix.train.cgan import (
-    IDX_IMAGES,
-    IDX_LABELS,
-    load_mnist,
-    read_idx,
-    train,
-)
+from pix2pix.train.cgan import train
 from pix2pix.train.config import CGANConfig
 
 TINY = dict(nz=16, ngf=8, ndf=8, batch_size=32, eval_per_digit=5, grid_columns=2, device="cpu")

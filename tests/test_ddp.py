@@ -22,7 +22,7 @@ from pix2pix.data.images import list_images
 from pix2pix.errors import UserError
 from pix2pix.train.config import TrainConfig
 from pix2pix.train.distributed import session
-from pix2pix.train.loop import Pix2Pix, train
+from pix2pix.train.pix2pix_model import Pix2Pix, train
 
 # Instance norm and no dropout: nothing in a step depends on which images share a process.
 CONFIG = dict(crop_size=32, load_size=36, ngf=8, ndf=8, norm="instance", dropout=0.0, device="cpu")

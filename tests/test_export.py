@@ -18,7 +18,7 @@ from pix2pix.infer.evaluate import set_eval_mode
 from pix2pix.infer.export import TORCHSCRIPT_METADATA, export_generator
 from pix2pix.nn.networks import UNetGenerator, init_weights
 from pix2pix.train.config import TrainConfig
-from pix2pix.train.loop import train
+from pix2pix.train.pix2pix_model import train
 from stages.export import app
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.load.* is deprecated:DeprecationWarning")

@@ -13,7 +13,7 @@ from pix2pix.prep.imageops import combine
 from pix2pix.prep.synthetic import facade_pair
 from pix2pix.task import Task
 from pix2pix.train.config import TrainConfig
-from pix2pix.train.loop import train
+from pix2pix.train.pix2pix_model import train
 
 
 def write_pairs(folder, indices, size):

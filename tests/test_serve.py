@@ -32,7 +32,7 @@ from pix2pix.apps.serve import Limits, UploadError, decode_upload
 from pix2pix.data.images import list_images, read_rgb
 from pix2pix.errors import UserError
 from pix2pix.train.config import TrainConfig
-from pix2pix.train.loop import train
+from pix2pix.train.pix2pix_model import train
 
 MAX_BYTES, MAX_PIXELS = 150_000, 100_000
 

@@ -29,9 +29,9 @@ from pix2pix.data.images import list_images
 from pix2pix.errors import UserError
 from pix2pix.nn.device import Acceleration
 from pix2pix.task import Task
-from pix2pix.train import loop as training
+from pix2pix.train import pix2pix_model
 from pix2pix.train.config import TrainConfig
-from pix2pix.train.loop import Pix2Pix, train
+from pix2pix.train.pix2pix_model import Pix2Pix, train
 
 TINY_CONFIG = dict(crop_size=32, load_size=36, ngf=8, ndf=8, device="cpu")
 
@@ -80,7 +80,7 @@ def test_resume_in_process_equals_uninterrupted_across_epochs(tmp_path, pairs):
 def test_early_steps_give_bit_identical_weights_and_free_large_gradients(pairs, monkeypatch):
     """G's large parameters stepped during the backward pass, the small ones after it: the same weights
     and optimiser state as one step after backward, and no large gradient kept."""
-    monkeypatch.setattr(training, "EARLY_STEP_MIN_ELEMENTS", 4096)  # the tiny model has both kinds
+    monkeypatch.setattr(pix2pix_model, "EARLY_STEP_MIN_ELEMENTS", 4096)  # the tiny model has both kinds
     config = TrainConfig(**TINY_CONFIG)
     batches = training_batches(pairs, config, count=4)
     models = {}
@@ -105,7 +105,7 @@ def test_early_steps_give_bit_identical_weights_and_free_large_gradients(pairs, 
 
 def test_no_early_steps_with_a_loss_scaler(pairs, monkeypatch):
     """fp16's GradScaler skips a whole step when any gradient overflows: every gradient has to wait for it."""
-    monkeypatch.setattr(training, "EARLY_STEP_MIN_ELEMENTS", 4096)
+    monkeypatch.setattr(pix2pix_model, "EARLY_STEP_MIN_ELEMENTS", 4096)
     config = TrainConfig(**TINY_CONFIG)
     model = Pix2Pix(config, torch.device("cpu"), acceleration=Acceleration(torch.device("cpu"), amp_dtype=torch.float16))
     assert model.scaler.is_enabled()

@@ -24,7 +24,7 @@ from pix2pix.infer.translate import (
 )
 from pix2pix.task import to_uint8
 from pix2pix.train.config import TrainConfig
-from pix2pix.train.loop import train
+from pix2pix.train.pix2pix_model import train
 from stages.translate import app
 
 # conftest.TINY as TrainConfig fields, to train in-process (no interpreter start-up).

@@ -113,7 +113,6 @@ class TrainConfig(DeviceOptions):
         return 1.0 - max(0, epoch + 1 - self.n_epochs) / (self.n_epochs_decay + 1)
 
 
-CGAN_KIND = "cgan-digits"  # marks cgan checkpoints apart from pix2pix ones
 CGAN_ARCHITECTURE_KEYS = ("nz", "ngf", "ndf")
 
 
@@ -151,4 +150,8 @@ class CGANConfig(BaseModel):
     device: DeviceName = "auto"
 
     def architecture(self) -> dict:
-        return {"model": CGAN_KIND, **{key: getattr(self, key) for key in CGAN_ARCHITECTURE_KEYS}}
+        from pix2pix.nn.digits import (
+            MODEL_KIND,  # imports torch, which validating options does not need
+        )
+
+        return {"model": MODEL_KIND, **{key: getattr(self, key) for key in CGAN_ARCHITECTURE_KEYS}}
