@@ -31,7 +31,7 @@ from pix2pix.nn.networks import (
 from pix2pix.nn.winograd import PatchConv
 from pix2pix.task import Task
 from pix2pix.train.config import TrainConfig
-from pix2pix.train.loop import Pix2Pix
+from pix2pix.train.pix2pix_model import Pix2Pix
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.load.* is deprecated:DeprecationWarning")
 
