@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import TINY, assert_user_error, make_pairs, make_photos, run_cli
 from PIL import Image
 
 from pix2pix.color import lab_normalized_to_rgb, rgb_to_lab_normalized
@@ -19,10 +18,10 @@ from pix2pix.nn.networks import UNetGenerator, init_weights
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
+def trained_run(tmp_path_factory, make_pairs, run_cli, tiny_args):
     root = tmp_path_factory.mktemp("eval")
     data = make_pairs(root / "pairs", count=3)
-    run_cli("stages.train", "--input_dir", str(data), "--output_dir", str(root / "run"), *TINY, "--max_steps", "3", check=True)
+    run_cli("stages.train", "--input_dir", str(data), "--output_dir", str(root / "run"), *tiny_args, "--max_steps", "3", check=True)
     return root
 
 
@@ -86,7 +85,7 @@ def test_train_mode_batches_keep_each_images_own_statistics():
         assert torch.allclose(generator(x[:1]), generator(x)[:1], atol=1e-5)
 
 
-def test_evaluate_writes_three_images_and_consistent_metrics(trained_run, tmp_path):
+def test_evaluate_writes_three_images_and_consistent_metrics(trained_run, tmp_path, make_pairs, run_cli):
     data = make_pairs(tmp_path / "val", count=2, size=32)
     odd = Image.fromarray(np.random.default_rng(1).integers(0, 256, (45, 77, 3), dtype=np.uint8))
     odd.save(data / "odd.jpg")  # non-square, width not even, not a multiple of 32
@@ -108,7 +107,7 @@ def test_evaluate_writes_three_images_and_consistent_metrics(trained_run, tmp_pa
     assert summary["count"] == 3 and summary["l1"] == pytest.approx(table["l1"].mean())
 
 
-def test_evaluate_is_deterministic_and_eval_mode_differs(trained_run, tmp_path):
+def test_evaluate_is_deterministic_and_eval_mode_differs(trained_run, tmp_path, make_pairs, run_cli):
     data = make_pairs(tmp_path / "val", count=1)
     outs = {}
     for name, mode in (("a", "train"), ("b", "train"), ("c", "eval")):
@@ -118,9 +117,9 @@ def test_evaluate_is_deterministic_and_eval_mode_differs(trained_run, tmp_path):
     assert not np.array_equal(outs["a"], outs["c"])
 
 
-def test_colorization_evaluation_reports_colour_error(tmp_path):
+def test_colorization_evaluation_reports_colour_error(tmp_path, make_photos, run_cli, tiny_args):
     photos = make_photos(tmp_path / "photos", count=2)
-    run_cli("stages.train", "--lab_colorization", "-i", str(photos), "-o", str(tmp_path / "run"), *TINY, "--max_steps", "2", check=True)
+    run_cli("stages.train", "--lab_colorization", "-i", str(photos), "-o", str(tmp_path / "run"), *tiny_args, "--max_steps", "2", check=True)
     out = tmp_path / "res"
     run_cli("stages.evaluate", "-i", str(photos), "-c", str(tmp_path / "run"), "-o", str(out), check=True)
     table = pd.read_csv(out / "metrics.csv")
@@ -130,7 +129,7 @@ def test_colorization_evaluation_reports_colour_error(tmp_path):
 
 
 @pytest.mark.parametrize("bad", ["corrupt", "foreign", "missing_ckpt", "not_image", "empty"])
-def test_bad_evaluation_input_is_one_line_exit_2(trained_run, tmp_path, bad):
+def test_bad_evaluation_input_is_one_line_exit_2(trained_run, tmp_path, bad, assert_user_error, make_pairs, run_cli):
     data = make_pairs(tmp_path / "val", count=1)
     checkpoint = trained_run / "run"
     if bad == "corrupt":

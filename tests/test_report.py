@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import re
@@ -13,51 +11,12 @@ from html import unescape
 from pathlib import Path
 from urllib.parse import unquote
 
-import numpy as np
 import pytest
-from conftest import ROOT, assert_user_error, run_cli
 from markupsafe import escape
 from PIL import Image
-from test_pages import directives, inline_scripts, sha256_source
 
 from pix2pix.apps.report import build_index, build_report
 from pix2pix.errors import UserError
-
-# Harmless only if escaped: as HTML it would run a handler, as JSON text it would open a comment.
-HOSTILE = '<!--<img src=x onerror="document.body.dataset.pwned=1">&\''
-HOSTILE_TITLE = '</script><script>alert(1)</script> & "quotes"'
-LOSS_HEADER = "step,epoch,G_GAN,G_L1,D_real,D_fake,lr\n"
-
-
-def png_bytes(seed: int) -> bytes:
-    """A 32x32 PNG, encoded once and written many times: 30,000 files stay fast."""
-    pixels = np.random.default_rng(seed).integers(0, 256, (32, 32, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def make_results(root: Path, names: list[str], losses: str | None = None) -> tuple[Path, Path]:
-    """What `pix2pix evaluate` and `pix2pix train` leave behind, written by hand: (eval dir, run dir)."""
-    eval_dir, run_dir = root / "results", root / "run"
-    (eval_dir / "images").mkdir(parents=True)
-    run_dir.mkdir()
-    images = {kind: png_bytes(seed) for seed, kind in enumerate(("inputs", "outputs", "targets"))}
-    for name in names:
-        for kind, data in images.items():
-            (eval_dir / "images" / f"{name}-{kind}.png").write_bytes(data)
-    rng = np.random.default_rng(0)
-    with (eval_dir / "metrics.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["name", "l1", "psnr", "ssim"])
-        writer.writerows([name, *np.round(rng.random(3), 6)] for name in names)
-    summary = {"l1": 0.25, "psnr": 21.5, "ssim": 0.5, "count": len(names), "eval_mode": "train"}
-    (eval_dir / "metrics.json").write_text(json.dumps(summary))
-    if losses is None:
-        losses = LOSS_HEADER + "".join(f"{s},0,{1 + s / 100},{0.5 - s / 500},0.6,0.4,0.0002\n" for s in range(1, 120))
-    (run_dir / "losses.csv").write_text(losses)
-    (run_dir / "options.json").write_text(json.dumps({"direction": "BtoA", "crop_size": 256}))
-    return eval_dir, run_dir
 
 
 def report_data(html: str) -> dict:
@@ -66,26 +25,26 @@ def report_data(html: str) -> dict:
     return json.loads(blob.group(1))
 
 
-def test_hostile_names_are_escaped(tmp_path):
-    eval_dir, run_dir = make_results(tmp_path, ["plain", HOSTILE])
-    build_report(HOSTILE_TITLE, eval_dir, run_dir, tmp_path / "report")
+def test_hostile_names_are_escaped(tmp_path, hostile, make_results):
+    eval_dir, run_dir = make_results(tmp_path, ["plain", hostile.name])
+    build_report(hostile.title, eval_dir, run_dir, tmp_path / "report")
     html = (tmp_path / "report" / "index.html").read_text()
-    assert HOSTILE not in html and "<!--" not in html and "alert(1)</script>" not in html
-    assert str(escape(HOSTILE_TITLE)) in html
+    assert hostile.name not in html and "<!--" not in html and "alert(1)</script>" not in html
+    assert str(escape(hostile.title)) in html
     assert html.count("<script") == 2  # the data blob and the pager, nothing injected
-    assert [row[0] for row in report_data(html)["rows"]] == ["plain", HOSTILE]
+    assert [row[0] for row in report_data(html)["rows"]] == ["plain", hostile.name]
 
 
-def test_page_policy_lets_only_its_own_pager_run(tmp_path):
+def test_page_policy_lets_only_its_own_pager_run(tmp_path, csp, make_results):
     eval_dir, run_dir = make_results(tmp_path, ["one"])
     build_report("csp", eval_dir, run_dir, tmp_path / "report")
     html = (tmp_path / "report" / "index.html").read_text()
     policy = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', html).group(1)
-    rules = directives(unescape(policy))
-    assert rules["default-src"] == ["'none'"] and rules["script-src"] == [sha256_source(s) for s in inline_scripts(html)]
+    rules = csp.directives(unescape(policy))
+    assert rules["default-src"] == ["'none'"] and rules["script-src"] == [csp.sha256_source(s) for s in csp.inline_scripts(html)]
 
 
-def test_ten_thousand_rows_are_data_not_markup(tmp_path):
+def test_ten_thousand_rows_are_data_not_markup(tmp_path, make_results):
     names = [f"image{index:05d}" for index in range(10_000)]
     eval_dir, run_dir = make_results(tmp_path, names)
     build_report("big", eval_dir, run_dir, tmp_path / "report")
@@ -97,8 +56,8 @@ def test_ten_thousand_rows_are_data_not_markup(tmp_path):
     assert len(list((tmp_path / "report" / "images").iterdir())) == 30_000
 
 
-def test_image_paths_are_relative_quoted_and_linked(tmp_path):
-    names = ["a b", "100%", "c#1?x", "été", HOSTILE]
+def test_image_paths_are_relative_quoted_and_linked(tmp_path, hostile, make_results):
+    names = ["a b", "100%", "c#1?x", "été", hostile.name]
     eval_dir, run_dir = make_results(tmp_path, names)
     report = tmp_path / "report"
     build_report("paths", eval_dir, run_dir, report)
@@ -116,11 +75,11 @@ def test_image_paths_are_relative_quoted_and_linked(tmp_path):
 
 @pytest.mark.parametrize(
     ("losses", "note"),
-    [(None, "does not exist"), (LOSS_HEADER, "has no rows yet"), ("no run", "No training run folder was given")],
+    [("no file", "does not exist"), ("header only", "has no rows yet"), ("no run", "No training run folder was given")],
 )
-def test_missing_losses_are_explained_on_the_page(tmp_path, losses, note):
-    eval_dir, run_dir = make_results(tmp_path, ["one"], losses=LOSS_HEADER)
-    if losses is None:
+def test_missing_losses_are_explained_on_the_page(tmp_path, losses, note, make_results):
+    eval_dir, run_dir = make_results(tmp_path, ["one"], loss_steps=0)
+    if losses == "no file":
         (run_dir / "losses.csv").unlink()
     build_report("no losses", eval_dir, None if losses == "no run" else run_dir, tmp_path / "report")
     html = (tmp_path / "report" / "index.html").read_text()
@@ -128,7 +87,7 @@ def test_missing_losses_are_explained_on_the_page(tmp_path, losses, note):
     assert "losses.png" not in html and not (tmp_path / "report" / "losses.png").exists()
 
 
-def test_output_folder_must_not_replace_the_results(tmp_path):
+def test_output_folder_must_not_replace_the_results(tmp_path, make_results):
     eval_dir, run_dir = make_results(tmp_path, ["one"])
     with pytest.raises(UserError, match="must not be or contain"):
         build_report("x", eval_dir, run_dir, tmp_path)
@@ -160,7 +119,7 @@ def drop_losses_column(eval_dir: Path) -> str:
     [remove_results, break_metrics, drop_image, drop_losses_column],
     ids=["missing eval dir", "bad metrics.csv", "missing image", "bad losses.csv"],
 )
-def test_bad_input_is_one_error_line(tmp_path, damage):
+def test_bad_input_is_one_error_line(tmp_path, damage, assert_user_error, make_results, run_cli):
     eval_dir, run_dir = make_results(tmp_path, ["one"])
     fragment = damage(eval_dir)
     result = run_cli("stages.report", "--eval-dir", str(eval_dir), "--run-dir", str(run_dir), "--output-dir", str(tmp_path / "report"))
@@ -168,16 +127,16 @@ def test_bad_input_is_one_error_line(tmp_path, damage):
     assert not (tmp_path / "report").exists()
 
 
-def test_index_compares_experiments(tmp_path):
+def test_index_compares_experiments(tmp_path, assert_user_error, hostile, make_results, run_cli):
     for name, l1 in (("a", 0.3), ("b", 0.1)):
         eval_dir, run_dir = make_results(tmp_path / name, ["one"])
         (eval_dir / "metrics.json").write_text(json.dumps({"l1": l1, "psnr": 20.0, "count": 1, "eval_mode": "train"}))
         build_report(name, eval_dir, run_dir, tmp_path / "reports" / name)
     index = tmp_path / "reports" / "index.html"
-    experiments = [f"{HOSTILE_TITLE}={tmp_path / 'reports' / 'a'}", f"b={tmp_path / 'reports' / 'b'}"]
+    experiments = [f"{hostile.title}={tmp_path / 'reports' / 'a'}", f"b={tmp_path / 'reports' / 'b'}"]
     run_cli("stages.report", "--index", str(index), *(arg for spec in experiments for arg in ("--experiment", spec)), check=True)
     html = index.read_text()
-    assert str(escape(HOSTILE_TITLE)) in html and "<script" not in html
+    assert str(escape(hostile.title)) in html and "<script" not in html
     links = re.findall(r'<a href="([^"]+)">', html)
     assert links == ["a/index.html", "b/index.html"] and all((index.parent / link).is_file() for link in links)
     assert '<td class="num best">0.1000</td>' in html and '<td class="num">0.3000</td>' in html
@@ -188,16 +147,6 @@ def test_build_index_keeps_metrics_before_bookkeeping(tmp_path):
     build_index([("x", "x", {"count": 3, "eval_mode": "eval", "l1": 0.5})], tmp_path / "index.html")
     header = re.search(r"<thead>(.*?)</thead>", (tmp_path / "index.html").read_text(), re.S).group(1)
     assert re.findall(r"<th[^>]*>([^<]+)</th>", header) == ["experiment", "l1", "count", "eval_mode"]
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    """Headless Chromium, installed by scripts/install-chromium.sh where the test may (CI or root)."""
-    if shutil.which("chromium") is None:
-        if os.environ.get("CI") != "true" and os.geteuid() != 0:
-            pytest.skip("chromium is not installed: run scripts/install-chromium.sh as root")
-        subprocess.run(["sh", str(ROOT / "scripts" / "install-chromium.sh")], check=True, timeout=900)
-    return shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def browse(chromium: str, profile: Path, url: str, *flags: str) -> str:
@@ -214,17 +163,17 @@ def body_attributes(dom: str) -> dict[str, str]:
     return dict(re.findall(r'(data-[\w-]+)="([^"]*)"', re.search(r"<body([^>]*)>", dom).group(1)))
 
 
-def test_report_in_headless_chromium(tmp_path, chromium):
-    names = [f"img{index:02d}" for index in range(59)] + [HOSTILE]
+def test_report_in_headless_chromium(tmp_path, chromium, hostile, make_results):
+    names = [f"img{index:02d}" for index in range(59)] + [hostile.name]
     eval_dir, run_dir = make_results(tmp_path, names)
-    build_report(HOSTILE_TITLE, eval_dir, run_dir, tmp_path / "built")
+    build_report(hostile.title, eval_dir, run_dir, tmp_path / "built")
     report = (tmp_path / "built").rename(tmp_path / "moved")  # relocatable, and self-contained:
     shutil.rmtree(eval_dir)
     url = (report / "index.html").as_uri()
     # A window tall enough that the lazy images of a whole 50-row page are all due to load.
     first = browse(chromium, tmp_path / "profile", url, "--window-size=1280,12000", "--dump-dom")
     assert body_attributes(first) == {"data-page": "1", "data-rows": "50", "data-images": f"loaded:{50 * 3 + 1}"}
-    as_text = HOSTILE.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")  # how the DOM serialises text
+    as_text = hostile.name.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")  # how the DOM serialises text
     assert 'id="loss-plot"' in first and f'<td class="name">{as_text}</td>' in first
     assert "rows 1–50 of 60" in first and '<span id="pages">2</span>' in first
     (report / "images" / "img58-targets.png").unlink()  # sorted by name, the last row of page 2
@@ -235,7 +184,7 @@ def test_report_in_headless_chromium(tmp_path, chromium):
     assert high - low > 100  # text, plot and images drawn, not a blank page
 
 
-def test_cgan_run_report_shows_grid_accuracy_and_losses(tmp_path):
+def test_cgan_run_report_shows_grid_accuracy_and_losses(tmp_path, run_cli):
     run = tmp_path / "digits"
     (run / "samples").mkdir(parents=True)
     Image.new("RGB", (320, 320), "white").save(run / "samples" / "final.png")
