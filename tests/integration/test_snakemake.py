@@ -59,32 +59,11 @@ def test_lint_finds_nothing(clone, snakemake):
     assert "Congratulations, your workflow is in a good condition!" in output and "Lints for" not in output
 
 
-def test_committed_schema_is_the_generated_one(repo_root, workflow_module):
-    committed = json.loads((repo_root / "workflow" / "schemas" / "params.schema.json").read_text())
-    assert committed == workflow_module("schema").params_schema(), "run: python -m workflow.schema > workflow/schemas/params.schema.json"
-
-
 def test_invalid_params_stop_snakemake_before_any_job(clone, snakemake_executable):
     result = subprocess.run([snakemake_executable, "-n", "--config", "resize={size: wide}"], cwd=clone, capture_output=True, text=True, timeout=120)
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "Error validating config file" in output
     assert "'wide' is not of type 'integer'" in output
-
-
-def test_a_run_folder_is_kept_only_for_a_retry_of_the_same_work(tmp_path, monkeypatch, workflow_module):
-    graph_module = workflow_module("graph")
-    monkeypatch.chdir(tmp_path)
-    stage = graph_module.Stage("train@x", "cmd", (), (), ("models/x",), {"resumable": "generator.pt"})
-    folder = tmp_path / "models" / "x"
-    folder.mkdir(parents=True)
-    (folder / "checkpoint.pt").write_text("finished work")
-    stamp = graph_module._resume_or_restart(stage, "work a")
-    assert not folder.exists()  # new work starts from scratch
-    folder.mkdir()
-    (folder / "checkpoint.pt").write_text("a failed attempt")
-    assert graph_module._resume_or_restart(stage, "work a") == stamp and (folder / "checkpoint.pt").exists()
-    graph_module._resume_or_restart(stage, "work b")
-    assert not folder.exists()
 
 
 def test_snakemake_builds_every_output_and_dvc_agrees(clone, dvc, experiments, snakemake, workflow_module):

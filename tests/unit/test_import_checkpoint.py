@@ -24,7 +24,7 @@ from pix2pix.nn.networks import count_parameters
 from stages.import_checkpoint import app as import_app
 from stages.translate import app as translate_app
 
-FIXTURE = Path(__file__).parent / "fixtures" / "jz_unet_256_keys.json"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "jz_unet_256_keys.json"  # tests/fixtures
 
 
 class ReferenceBlock(nn.Module):

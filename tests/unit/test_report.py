@@ -1,4 +1,7 @@
-"""HTML reports: escaping, paging of huge tables, self-contained folders, clean failures, and a real browser."""
+"""HTML reports: escaping, paging of huge tables, self-contained folders, clean failures.
+
+A report in a real browser: tests/integration/test_report_browser.py.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from html import unescape
 from pathlib import Path
 from urllib.parse import unquote
@@ -147,41 +149,6 @@ def test_build_index_keeps_metrics_before_bookkeeping(tmp_path):
     build_index([("x", "x", {"count": 3, "eval_mode": "eval", "l1": 0.5})], tmp_path / "index.html")
     header = re.search(r"<thead>(.*?)</thead>", (tmp_path / "index.html").read_text(), re.S).group(1)
     assert re.findall(r"<th[^>]*>([^<]+)</th>", header) == ["experiment", "l1", "count", "eval_mode"]
-
-
-def browse(chromium: str, profile: Path, url: str, *flags: str) -> str:
-    """Load ``url`` offline-minded and headless, let its scripts and images settle, return stdout."""
-    command = [
-        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--hide-scrollbars", *flags, url,
-    ]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout
-
-
-def body_attributes(dom: str) -> dict[str, str]:
-    return dict(re.findall(r'(data-[\w-]+)="([^"]*)"', re.search(r"<body([^>]*)>", dom).group(1)))
-
-
-def test_report_in_headless_chromium(tmp_path, chromium, hostile, make_results):
-    names = [f"img{index:02d}" for index in range(59)] + [hostile.name]
-    eval_dir, run_dir = make_results(tmp_path, names)
-    build_report(hostile.title, eval_dir, run_dir, tmp_path / "built")
-    report = (tmp_path / "built").rename(tmp_path / "moved")  # relocatable, and self-contained:
-    shutil.rmtree(eval_dir)
-    url = (report / "index.html").as_uri()
-    # A window tall enough that the lazy images of a whole 50-row page are all due to load.
-    first = browse(chromium, tmp_path / "profile", url, "--window-size=1280,12000", "--dump-dom")
-    assert body_attributes(first) == {"data-page": "1", "data-rows": "50", "data-images": f"loaded:{50 * 3 + 1}"}
-    as_text = hostile.name.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")  # how the DOM serialises text
-    assert 'id="loss-plot"' in first and f'<td class="name">{as_text}</td>' in first
-    assert "rows 1–50 of 60" in first and '<span id="pages">2</span>' in first
-    (report / "images" / "img58-targets.png").unlink()  # sorted by name, the last row of page 2
-    second = browse(chromium, tmp_path / "profile", url + "#page=2", "--window-size=1280,12000", "--dump-dom")
-    assert body_attributes(second) == {"data-page": "2", "data-rows": "10", "data-images": f"broken:1/{10 * 3 + 1}"}
-    browse(chromium, tmp_path / "profile", url, "--window-size=1280,1600", f"--screenshot={tmp_path / 'shot.png'}")
-    low, high = Image.open(tmp_path / "shot.png").convert("L").getextrema()
-    assert high - low > 100  # text, plot and images drawn, not a blank page
 
 
 def test_cgan_run_report_shows_grid_accuracy_and_losses(tmp_path, run_cli):
