@@ -2,51 +2,33 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import re
 import subprocess
 import sys
-
-from conftest import ROOT
 
 from pix2pix.apps.pages import content_security_policy
 
 
-def inline_scripts(html: str) -> list[str]:
-    """The texts of a page's executable inline scripts (JSON data blocks do not run)."""
-    return re.findall(r"<script>(.*?)</script>", html, re.DOTALL)
-
-
-def sha256_source(text: str) -> str:
-    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode() + "'"
-
-
-def directives(policy: str) -> dict[str, list[str]]:
-    return {name: sources for name, *sources in (part.split() for part in policy.split(";"))}
-
-
-def test_policy_allows_exactly_the_given_scripts_by_hash():
+def test_policy_allows_exactly_the_given_scripts_by_hash(csp):
     scripts = ['console.log("a")', "\nlet é = '</b>';\n"]
-    policy = directives(content_security_policy(scripts=scripts))
+    policy = csp.directives(content_security_policy(scripts=scripts))
     assert policy == {
         "default-src": ["'none'"],
         "img-src": ["'self'"],
         "style-src": ["'unsafe-inline'"],
-        "script-src": [sha256_source(script) for script in scripts],
+        "script-src": [csp.sha256_source(script) for script in scripts],
         "base-uri": ["'none'"],
         "form-action": ["'none'"],
     }
 
 
-def test_policy_without_scripts_runs_none_and_connects_nowhere_unless_told():
-    policy = directives(content_security_policy(images=("'self'", "blob:"), connect=("'self'",)))
+def test_policy_without_scripts_runs_none_and_connects_nowhere_unless_told(csp):
+    policy = csp.directives(content_security_policy(images=("'self'", "blob:"), connect=("'self'",)))
     assert policy["script-src"] == ["'none'"]
     assert policy["img-src"] == ["'self'", "blob:"] and policy["connect-src"] == ["'self'"]
-    assert "connect-src" not in directives(content_security_policy())  # falls back to default-src 'none'
+    assert "connect-src" not in csp.directives(content_security_policy())  # falls back to default-src 'none'
 
 
-def test_templates_come_from_the_package_not_the_working_directory(tmp_path):
+def test_templates_come_from_the_package_not_the_working_directory(tmp_path, repo_root):
     """A page rendered from another folder, one holding a decoy ``templates/``, is still the package's page."""
     decoy = tmp_path / "templates"
     decoy.mkdir()
@@ -56,7 +38,7 @@ def test_templates_come_from_the_package_not_the_working_directory(tmp_path):
         "from pathlib import Path; from pix2pix.apps.report import build_index; "
         "build_index([('x', 'x', {'l1': 0.5})], Path('index.html'))"
     )
-    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    env = {"PYTHONPATH": str(repo_root), "PATH": "/usr/bin:/bin"}
     subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True, timeout=120)
     html = (tmp_path / "index.html").read_text()
     assert "DECOY" not in html and '<table id="experiments">' in html and "sha256-" in html

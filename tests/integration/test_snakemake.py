@@ -1,6 +1,6 @@
 """The Snakefile runs the graph of dvc.yaml, and DVC agrees with what it made.
 
-One temporary clone at test scale (test_pipeline's fixture) is shared by the tests that need one;
+One temporary clone at test scale (the ``clone`` fixture) is shared by the tests that need one;
 they run in file order: graph and lint checks, a full run, param edits, a failed training that is
 retried and resumes, then a training on two processes.
 """
@@ -16,20 +16,11 @@ from pathlib import Path
 import psutil
 import torch
 import yaml
-from conftest import ROOT, workflow_module
-from test_pipeline import EXPERIMENTS, VENV_BIN, _edit_params, clone, dvc, run  # noqa: F401 (clone: a fixture)
 
 from pix2pix import checkpoint as ckpt
 
-graph_module = workflow_module("graph")
-SNAKEMAKE = str(VENV_BIN / "snakemake")
 LOCAL = ("--profile", "profiles/local")
 FACADES_MODEL = "models/facades/generator.pt"
-
-
-def snakemake(*args: str, cwd: Path) -> str:
-    result = run([SNAKEMAKE, *args], cwd)
-    return result.stdout + result.stderr
 
 
 def job_blocks(output: str) -> dict[str, dict[str, str]]:
@@ -44,8 +35,8 @@ def first_logged_step(clone: Path, stage: str = "train@facades") -> int:
     return int(re.search(r"step (\d+)", (clone / "logs" / f"{stage}.log").read_text()).group(1))
 
 
-def test_rules_are_the_stages_of_dvc_yaml(clone):
-    graph = graph_module.load(clone)
+def test_rules_are_the_stages_of_dvc_yaml(clone, dvc, snakemake, workflow_module):
+    graph = workflow_module("graph").load(clone)
     names = set(graph.stages)
     assert names == set(dvc("stage", "list", "--name-only", cwd=clone).stdout.split())
     assert set(snakemake("--list-rules", cwd=clone).split()) == names | {"all"}
@@ -63,42 +54,22 @@ def test_rules_are_the_stages_of_dvc_yaml(clone):
     assert jobs["train@facades"]["output"] == FACADES_MODEL  # the run folder's last file: see workflow/graph.py
 
 
-def test_lint_finds_nothing(clone):
+def test_lint_finds_nothing(clone, snakemake):
     output = snakemake("--lint", cwd=clone)
     assert "Congratulations, your workflow is in a good condition!" in output and "Lints for" not in output
 
 
-def test_committed_schema_is_the_generated_one():
-    committed = json.loads((ROOT / "workflow" / "schemas" / "params.schema.json").read_text())
-    assert committed == workflow_module("schema").params_schema(), "run: python -m workflow.schema > workflow/schemas/params.schema.json"
-
-
-def test_invalid_params_stop_snakemake_before_any_job(clone):
-    result = subprocess.run([SNAKEMAKE, "-n", "--config", "resize={size: wide}"], cwd=clone, capture_output=True, text=True, timeout=120)
+def test_invalid_params_stop_snakemake_before_any_job(clone, snakemake_executable):
+    result = subprocess.run([snakemake_executable, "-n", "--config", "resize={size: wide}"], cwd=clone, capture_output=True, text=True, timeout=120)
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "Error validating config file" in output
     assert "'wide' is not of type 'integer'" in output
 
 
-def test_a_run_folder_is_kept_only_for_a_retry_of_the_same_work(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    stage = graph_module.Stage("train@x", "cmd", (), (), ("models/x",), {"resumable": "generator.pt"})
-    folder = tmp_path / "models" / "x"
-    folder.mkdir(parents=True)
-    (folder / "checkpoint.pt").write_text("finished work")
-    stamp = graph_module._resume_or_restart(stage, "work a")
-    assert not folder.exists()  # new work starts from scratch
-    folder.mkdir()
-    (folder / "checkpoint.pt").write_text("a failed attempt")
-    assert graph_module._resume_or_restart(stage, "work a") == stamp and (folder / "checkpoint.pt").exists()
-    graph_module._resume_or_restart(stage, "work b")
-    assert not folder.exists()
-
-
-def test_snakemake_builds_every_output_and_dvc_agrees(clone):
+def test_snakemake_builds_every_output_and_dvc_agrees(clone, dvc, experiments, snakemake, workflow_module):
     output = snakemake(*LOCAL, cwd=clone)
     assert "Trying to restart" not in output  # no job failed on the way (parallel MLflow start-up included)
-    for name in EXPERIMENTS:
+    for name in experiments:
         assert (clone / "models" / name / "checkpoint.pt").is_file()
         assert json.loads((clone / "results" / name / "metrics.json").read_text())["count"] > 0
         assert (clone / "reports" / name / "index.html").is_file()
@@ -106,7 +77,7 @@ def test_snakemake_builds_every_output_and_dvc_agrees(clone):
 
     assert "up to date" in dvc("status", cwd=clone).stdout  # onsuccess: dvc commit
     lock = yaml.safe_load((clone / "dvc.lock").read_text())["stages"]
-    graph = graph_module.load(clone)
+    graph = workflow_module("graph").load(clone)
     assert lock.keys() == graph.stages.keys()
     for name, stage in graph.stages.items():  # DVC's own record of each stage, against the rule's source
         assert lock[name]["cmd"] == stage.cmd
@@ -115,16 +86,16 @@ def test_snakemake_builds_every_output_and_dvc_agrees(clone):
         assert {out["path"] for out in lock[name]["outs"]} == set(stage.outs)
 
 
-def test_param_edits_rerun_what_dvc_reruns(clone):
-    _edit_params(clone, lambda p: p["blank"].update(fraction=0.4))
+def test_param_edits_rerun_what_dvc_reruns(clone, dvc, edit_params, snakemake):
+    edit_params(clone, lambda p: p["blank"].update(fraction=0.4))
     assert set(job_blocks(snakemake("-n", cwd=clone))) == {
         "blank_photos", "combine@inpainting", "split@inpainting",
         "train@inpainting", "evaluate@inpainting", "report@inpainting", "report_index", "all",
     }  # fmt: skip
-    _edit_params(clone, lambda p: p["blank"].update(fraction=0.3))  # back to the recorded value: nothing to do
+    edit_params(clone, lambda p: p["blank"].update(fraction=0.3))  # back to the recorded value: nothing to do
     assert "Nothing to be done" in snakemake("-n", cwd=clone)
 
-    _edit_params(clone, lambda p: p["experiments"]["facades"]["train"].update(lr=0.0001))
+    edit_params(clone, lambda p: p["experiments"]["facades"]["train"].update(lr=0.0001))
     status = dvc("status", cwd=clone).stdout
     assert "train@facades" in status and "train@inpainting" not in status
     jobs = job_blocks(snakemake("-n", cwd=clone))
@@ -149,16 +120,16 @@ def _train_process(parent: psutil.Process) -> psutil.Process | None:
     return None
 
 
-def test_a_failed_training_is_retried_and_resumes_from_its_checkpoint(clone):
+def test_a_failed_training_is_retried_and_resumes_from_its_checkpoint(clone, edit_params, snakemake, snakemake_executable):
     """SIGTERM (what preemption sends) mid-run; the retry resumes and ends with the uninterrupted weights."""
-    _edit_params(clone, lambda p: p["experiments"]["facades"]["train"].update(n_epochs=25, n_epochs_decay=0, save_freq=10))
+    edit_params(clone, lambda p: p["experiments"]["facades"]["train"].update(n_epochs=25, n_epochs_decay=0, save_freq=10))
     snakemake(*LOCAL, FACADES_MODEL, cwd=clone)
     checkpoint = clone / "models" / "facades" / ckpt.CHECKPOINT_NAME
     whole = ckpt.load(checkpoint)
     assert whole["step"] == 150  # 6 images, 25 epochs
 
     finished = checkpoint.stat().st_ino
-    command = [SNAKEMAKE, *LOCAL, FACADES_MODEL, "--forcerun", "train@facades", "--retries", "1"]
+    command = [snakemake_executable, *LOCAL, FACADES_MODEL, "--forcerun", "train@facades", "--retries", "1"]
     snakemake_run = subprocess.Popen(command, cwd=clone, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 300
     while not (checkpoint.exists() and checkpoint.stat().st_ino != finished):  # the new run's first checkpoint
@@ -177,7 +148,7 @@ def test_a_failed_training_is_retried_and_resumes_from_its_checkpoint(clone):
         assert all(torch.equal(whole[key][name], resumed[key][name]) for name in whole[key]), key
 
 
-def test_two_gpus_train_as_two_ddp_processes(clone):
+def test_two_gpus_train_as_two_ddp_processes(clone, snakemake):
     snakemake(*LOCAL, FACADES_MODEL, "--forcerun", "train@facades", "--set-resources", "train@facades:gpu=2", cwd=clone)
     saved = ckpt.load(clone / "models" / "facades" / ckpt.CHECKPOINT_NAME)
     assert saved["world_size"] == 2 and saved["step"] == 75  # 3 images per process and epoch

@@ -11,27 +11,23 @@ import re
 import subprocess
 
 import pytest
-from conftest import ROOT, workflow_module
-from test_pipeline import EXPERIMENTS, clone, dvc  # noqa: F401 (clone: a fixture)
-from test_snakemake import snakemake
-
-SCRIPT = str(ROOT / "scripts" / "slurm-local.sh")
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(repo_root):
     """A running SLURM; stopped afterwards when this fixture started it."""
-    if subprocess.run([SCRIPT, "status"], capture_output=True).returncode == 0:
+    script = str(repo_root / "scripts" / "slurm-local.sh")
+    if subprocess.run([script, "status"], capture_output=True).returncode == 0:
         yield
         return
-    started = subprocess.run([SCRIPT, "start"], capture_output=True, text=True, timeout=900)
+    started = subprocess.run([script, "start"], capture_output=True, text=True, timeout=900)
     if started.returncode != 0:
         reason = "SLURM cannot start here: " + ((started.stderr or started.stdout).strip().splitlines() or ["no output"])[-1]
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
     yield
-    subprocess.run([SCRIPT, "stop"], check=True, timeout=120)
+    subprocess.run([script, "stop"], check=True, timeout=120)
 
 
 def slurm_jobs(ids: list[str]) -> list[dict[str, str]]:
@@ -41,7 +37,7 @@ def slurm_jobs(ids: list[str]) -> list[dict[str, str]]:
     return [job for job in jobs if job.get("JobId") in ids]
 
 
-def test_every_stage_runs_as_a_slurm_job(cluster, clone):
+def test_every_stage_runs_as_a_slurm_job(cluster, clone, dvc, experiments, snakemake, workflow_module):
     stages = workflow_module("graph").load(clone).stages
     output = snakemake(
         "--profile", "slurm",
@@ -60,7 +56,7 @@ def test_every_stage_runs_as_a_slurm_job(cluster, clone):
         wants_gpu = job["Comment"].startswith(("rule_train@", "rule_evaluate@"))
         assert ("gpu" in job.get("TresPerJob", "")) == wants_gpu, job
 
-    for name in EXPERIMENTS:
+    for name in experiments:
         assert (clone / "models" / name / "generator.pt").is_file()
         assert json.loads((clone / "results" / name / "metrics.json").read_text())["count"] > 0
     assert (clone / "reports" / "index.html").is_file()

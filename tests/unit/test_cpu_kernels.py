@@ -7,7 +7,6 @@ import collections
 import onnx
 import pytest
 import torch
-from conftest import make_pairs
 from torch import nn
 
 from pix2pix import checkpoint as ckpt
@@ -36,7 +35,6 @@ from pix2pix.train.pix2pix_model import Pix2Pix
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.load.* is deprecated:DeprecationWarning")
 
 CPU = torch.device("cpu")
-TINY_CONFIG = TrainConfig(crop_size=32, load_size=36, ngf=8, ndf=8, device="cpu")
 TORCH_LAYERS = {nn.Conv2d, nn.ConvTranspose2d}
 FAST_GENERATOR_LAYERS = {DownConv, UpConv}
 
@@ -148,27 +146,28 @@ def test_a_bad_environment_variable_is_a_user_error(monkeypatch):
     ("variable", "acceleration", "expected"),
     [(None, None, FAST_GENERATOR_LAYERS), ("off", None, TORCH_LAYERS), (None, Acceleration(CPU, cpu_kernels="off"), TORCH_LAYERS)],
 )
-def test_training_networks_follow_the_switch(monkeypatch, variable, acceleration, expected):
+def test_training_networks_follow_the_switch(monkeypatch, variable, acceleration, expected, tiny_config):
     """``Pix2Pix`` prepares its networks through its ``Acceleration``: the kernels are on by default on the CPU."""
     if variable:
         monkeypatch.setenv(CPU_KERNELS_VARIABLE, variable)
-    model = Pix2Pix(TINY_CONFIG, CPU, acceleration=acceleration)
+    model = Pix2Pix(TrainConfig(**tiny_config), CPU, acceleration=acceleration)
     assert set(convolution_classes(model.generator)) == expected
     assert (PatchConv in convolution_classes(model.discriminator)) == (expected == FAST_GENERATOR_LAYERS)
 
 
 @pytest.fixture(scope="module")
-def generator_file(tmp_path_factory):
+def generator_file(tmp_path_factory, tiny_config):
+    config = TrainConfig(**tiny_config)
     torch.manual_seed(0)
-    generator = build_generator(TINY_CONFIG.architecture())
+    generator = build_generator(config.architecture())
     init_weights(generator)
     path = tmp_path_factory.mktemp("kernels") / ckpt.GENERATOR_NAME
-    ckpt.save({"config": TINY_CONFIG.model_dump(mode="json"), "architecture": TINY_CONFIG.architecture(), "generator": generator.state_dict()}, path)
+    ckpt.save({"config": config.model_dump(mode="json"), "architecture": config.architecture(), "generator": generator.state_dict()}, path)
     return path
 
 
 @pytest.mark.parametrize(("variable", "expected"), [(None, FAST_GENERATOR_LAYERS), ("off", TORCH_LAYERS)])
-def test_translate_and_evaluate_follow_the_switch(monkeypatch, tmp_path, generator_file, variable, expected):
+def test_translate_and_evaluate_follow_the_switch(monkeypatch, tmp_path, generator_file, variable, expected, make_pairs):
     if variable:
         monkeypatch.setenv(CPU_KERNELS_VARIABLE, variable)
     assert set(convolution_classes(Translator.from_checkpoint(generator_file).generator)) == expected
@@ -178,11 +177,12 @@ def test_translate_and_evaluate_follow_the_switch(monkeypatch, tmp_path, generat
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
-def test_a_swapped_generator_exports_torch_s_convolutions(tmp_path, fmt):
+def test_a_swapped_generator_exports_torch_s_convolutions(tmp_path, fmt, tiny_config):
     """Tracing takes torch's ops, so an exported file never holds the matrix forms (at 32 px they would run)."""
-    generator = use_cpu_kernels(build_generator(TINY_CONFIG.architecture()))
+    config = TrainConfig(**tiny_config)
+    generator = use_cpu_kernels(build_generator(config.architecture()))
     path = tmp_path / f"generator.{fmt}"
-    export_generator(generator, TINY_CONFIG.model_dump(mode="json"), path, fmt)
+    export_generator(generator, config.model_dump(mode="json"), path, fmt)
     if fmt == "onnx":
         operators = {node.op_type for node in onnx.load(str(path)).graph.node}
         assert {"Conv", "ConvTranspose"} <= operators and not operators & {"MatMul", "Col2Im", "Gemm"}

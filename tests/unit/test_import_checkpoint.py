@@ -13,9 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import assert_user_error
 from PIL import Image
-from test_translate import invoke
 from torch import nn
 
 from pix2pix import checkpoint as ckpt
@@ -26,7 +24,7 @@ from pix2pix.nn.networks import count_parameters
 from stages.import_checkpoint import app as import_app
 from stages.translate import app as translate_app
 
-FIXTURE = Path(__file__).parent / "fixtures" / "jz_unet_256_keys.json"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "jz_unet_256_keys.json"  # tests/fixtures
 
 
 class ReferenceBlock(nn.Module):
@@ -112,7 +110,7 @@ def test_full_size_unet_256_from_the_fixture_shapes(tmp_path):
     [(8, "batch", (3, 3), "module."), (7, "instance", (3, 3), ""), (7, "batch", (1, 2), "")],
     ids=["unet_256-batch-DataParallel", "unet_128-instance", "unet_128-colorization"],
 )
-def test_imported_generator_computes_what_the_reference_computes(tmp_path, num_downs, norm, channels, prefix):
+def test_imported_generator_computes_what_the_reference_computes(tmp_path, num_downs, norm, channels, prefix, invoke):
     reference = randomised(ReferenceUnet(*channels, num_downs=num_downs, ngf=4, norm=norm))
     path = tmp_path / "latest_net_G.pth"
     torch.save({prefix + key: value for key, value in reference.state_dict().items()}, path)
@@ -129,7 +127,7 @@ def test_imported_generator_computes_what_the_reference_computes(tmp_path, num_d
     assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
 
 
-def test_imported_run_translates(tmp_path):
+def test_imported_run_translates(tmp_path, invoke):
     path = tmp_path / "latest_net_G.pth"
     torch.save(randomised(ReferenceUnet(1, 2, num_downs=7, ngf=4)).state_dict(), path)
     assert invoke(import_app, str(path), "-o", str(tmp_path / "run"), "--lab_colorization").returncode == 0
@@ -165,7 +163,7 @@ def test_wrong_files_are_refused_with_a_reason(tmp_path, make, options, fragment
 
 
 @pytest.mark.parametrize("bad", ["text", "project", "exists"])
-def test_bad_import_is_one_error_line(tmp_path, bad):
+def test_bad_import_is_one_error_line(tmp_path, bad, assert_user_error, invoke):
     path = tmp_path / "latest_net_G.pth"
     output = tmp_path / "run"
     torch.save(small_reference_state(), path)

@@ -7,13 +7,11 @@ import functools
 import io
 import os
 import stat
-import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_user_error, run_cli
 from PIL import Image
 
 from pix2pix.data import images
@@ -33,17 +31,6 @@ def pixels(path: Path) -> np.ndarray:
     with Image.open(path) as image:
         assert image.mode == "RGB"
         return np.asarray(image)
-
-
-def bomb_png(path: Path) -> Path:
-    """A tiny file whose header claims 20000 x 20000 pixels: over PIL's decompression-bomb limit."""
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
-
-    header = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
-    return path
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -267,7 +254,7 @@ def test_two_inputs_with_one_output_name_are_refused(tmp_path):
 # --- the stages, as a user runs them ---------------------------------------------------------------
 
 
-def test_resize_stage_with_dashed_options(tmp_path):
+def test_resize_stage_with_dashed_options(tmp_path, run_cli):
     solid(tmp_path / "in" / "wide.jpg", (64, 32))
     solid(tmp_path / "in" / "tall.png", (20, 40), BLUE)
     result = run_cli("stages.resize", "--input-dir", str(tmp_path / "in"), "--output-dir", str(tmp_path / "out"), "--size", "32", "--workers", "2")
@@ -277,7 +264,7 @@ def test_resize_stage_with_dashed_options(tmp_path):
     assert Image.open(tmp_path / "out" / "tall.png").size == (32, 32)
 
 
-def test_combine_stage_accepts_the_reference_input_dir_name(tmp_path):
+def test_combine_stage_accepts_the_reference_input_dir_name(tmp_path, run_cli):
     solid(tmp_path / "a" / "1.png", (16, 16))
     solid(tmp_path / "b" / "1.jpg", (16, 16), BLUE)
     result = run_cli("stages.combine", "--input_dir", str(tmp_path / "a"), "--b_dir", str(tmp_path / "b"), "-o", str(tmp_path / "ab"))
@@ -286,27 +273,31 @@ def test_combine_stage_accepts_the_reference_input_dir_name(tmp_path):
     assert out.shape == (16, 32, 3) and (out[:, :16] == RED).all()
 
 
-def _bad_inputs(folder: Path) -> dict[str, tuple[Path, str]]:
-    """Bad files next to a good one, with what the error line must say."""
-    solid(folder / "good.png", (16, 16))
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(folder / "cut.png")
-    data = (folder / "cut.png").read_bytes()
-    (folder / "cut.png").write_bytes(data[: len(data) // 2])
-    (folder / "empty.jpg").write_bytes(b"")
-    (folder / "notes.png").write_text("not a picture")
-    bomb_png(folder / "bomb.png")
-    return {
-        "truncated": (folder / "cut.png", "truncated"),
-        "zero-byte": (folder / "empty.jpg", "empty file"),
-        "not an image": (folder / "notes.png", "not an image"),
-        "bomb": (folder / "bomb.png", "decompression bomb"),
-    }
+@pytest.fixture
+def bad_inputs(bomb_png):
+    def bad_inputs(folder: Path) -> dict[str, tuple[Path, str]]:
+        """Bad files next to a good one, with what the error line must say."""
+        solid(folder / "good.png", (16, 16))
+        rng = np.random.default_rng(0)
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(folder / "cut.png")
+        data = (folder / "cut.png").read_bytes()
+        (folder / "cut.png").write_bytes(data[: len(data) // 2])
+        (folder / "empty.jpg").write_bytes(b"")
+        (folder / "notes.png").write_text("not a picture")
+        bomb_png(folder / "bomb.png")
+        return {
+            "truncated": (folder / "cut.png", "truncated"),
+            "zero-byte": (folder / "empty.jpg", "empty file"),
+            "not an image": (folder / "notes.png", "not an image"),
+            "bomb": (folder / "bomb.png", "decompression bomb"),
+        }
+
+    return bad_inputs
 
 
 @pytest.mark.parametrize("kind", ["truncated", "zero-byte", "not an image", "bomb"])
-def test_a_bad_file_stops_with_one_line_and_no_output(tmp_path, kind):
-    bad = _bad_inputs(tmp_path / "all")
+def test_a_bad_file_stops_with_one_line_and_no_output(tmp_path, kind, assert_user_error, bad_inputs, run_cli):
+    bad = bad_inputs(tmp_path / "all")
     path, reason = bad[kind]
     folder = tmp_path / "one"
     folder.mkdir()
@@ -317,8 +308,8 @@ def test_a_bad_file_stops_with_one_line_and_no_output(tmp_path, kind):
     assert not (tmp_path / "out").exists() and not leftovers(tmp_path)
 
 
-def test_a_failed_run_leaves_the_previous_output_as_it_was(tmp_path):
-    _bad_inputs(tmp_path / "in")
+def test_a_failed_run_leaves_the_previous_output_as_it_was(tmp_path, assert_user_error, bad_inputs, run_cli):
+    bad_inputs(tmp_path / "in")
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "previous.png").write_bytes(b"old")
     result = run_cli("stages.resize", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--size", "8", "--workers", "2")
@@ -326,8 +317,8 @@ def test_a_failed_run_leaves_the_previous_output_as_it_was(tmp_path):
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["previous.png"] and not leftovers(tmp_path)
 
 
-def test_skip_bad_lists_the_skipped_files(tmp_path):
-    bad = _bad_inputs(tmp_path / "in")
+def test_skip_bad_lists_the_skipped_files(tmp_path, bad_inputs, run_cli):
+    bad = bad_inputs(tmp_path / "in")
     result = run_cli("stages.grayscale", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--skip_bad")
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.png", "skipped.txt"]
@@ -337,7 +328,7 @@ def test_skip_bad_lists_the_skipped_files(tmp_path):
         assert any(line.startswith(str(path)) and reason in line for line in listed), (path, listed)
 
 
-def test_blank_stage_names_a_non_square_file(tmp_path):
+def test_blank_stage_names_a_non_square_file(tmp_path, assert_user_error, run_cli):
     solid(tmp_path / "in" / "square.png", (16, 16))
     solid(tmp_path / "in" / "wide.png", (20, 16))
     result = run_cli("stages.blank", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"))
@@ -345,13 +336,13 @@ def test_blank_stage_names_a_non_square_file(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_blank_stage_names_a_too_small_file(tmp_path):
+def test_blank_stage_names_a_too_small_file(tmp_path, assert_user_error, run_cli):
     solid(tmp_path / "in" / "tiny.png", (2, 2))
     result = run_cli("stages.blank", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--workers", "1")
     assert_user_error(result, str(tmp_path / "in" / "tiny.png"), "too small")
 
 
-def test_combine_stage_names_both_files_of_a_bad_pair(tmp_path):
+def test_combine_stage_names_both_files_of_a_bad_pair(tmp_path, assert_user_error, run_cli):
     solid(tmp_path / "a" / "1.png", (16, 16))
     solid(tmp_path / "b" / "1.png", (16, 8))
     result = run_cli("stages.combine", "--a_dir", str(tmp_path / "a"), "--b_dir", str(tmp_path / "b"), "-o", str(tmp_path / "ab"))
@@ -363,7 +354,7 @@ def test_combine_stage_names_both_files_of_a_bad_pair(tmp_path):
     assert not (tmp_path / "ab").exists()
 
 
-def test_missing_or_empty_input_folder(tmp_path):
+def test_missing_or_empty_input_folder(tmp_path, assert_user_error, run_cli):
     result = run_cli("stages.edges", "-i", str(tmp_path / "nowhere"), "-o", str(tmp_path / "out"))
     assert_user_error(result, str(tmp_path / "nowhere"), "not a directory")
     (tmp_path / "empty").mkdir()

@@ -14,7 +14,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import TINY, make_pairs, run_cli
 
 
 def free_port() -> int:
@@ -60,12 +59,12 @@ def mlflow_server(tmp_path):
     server.wait(timeout=60)
 
 
-def test_train_and_evaluate_log_to_a_real_server(mlflow_server, tmp_path):
+def test_train_and_evaluate_log_to_a_real_server(mlflow_server, tmp_path, make_pairs, run_cli, tiny_args):
     data = make_pairs(tmp_path / "pairs", count=4)
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server}
     run_dir = tmp_path / "run"
     run_cli(
-        "stages.train", "-i", str(data), "-o", str(run_dir), *TINY, "--max_steps", "6", "--sample_freq", "3",
+        "stages.train", "-i", str(data), "-o", str(run_dir), *tiny_args, "--max_steps", "6", "--sample_freq", "3",
         "--mlflow-experiment", "facades-test", env=env, check=True,
     )  # fmt: skip
     run_cli("stages.evaluate", "-i", str(data), "-c", str(run_dir), "-o", str(tmp_path / "res"), env=env, check=True)

@@ -14,7 +14,6 @@ import psutil
 import pytest
 import torch
 import torch.multiprocessing as mp
-from conftest import ROOT, TINY, make_pairs
 
 from pix2pix import checkpoint as ckpt
 from pix2pix.data.dataset import TrainingSet
@@ -24,9 +23,6 @@ from pix2pix.train.config import TrainConfig
 from pix2pix.train.distributed import session
 from pix2pix.train.pix2pix_model import Pix2Pix, train
 
-# Instance norm and no dropout: nothing in a step depends on which images share a process.
-CONFIG = dict(crop_size=32, load_size=36, ngf=8, ndf=8, norm="instance", dropout=0.0, device="cpu")
-
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -34,10 +30,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def gradients_after_one_step(data: Path, batch_size: int, group_env: dict[str, str] | None = None) -> dict[str, torch.Tensor]:
+@pytest.fixture(scope="module")
+def ddp_config(tiny_config) -> dict:
+    """Instance norm and no dropout: nothing in a step depends on which images share a process."""
+    return {**tiny_config, "norm": "instance", "dropout": 0.0}
+
+
+def gradients_after_one_step(data: Path, batch_size: int, fields: dict, group_env: dict[str, str] | None = None) -> dict[str, torch.Tensor]:
     """Both networks' gradients after the first step of epoch 0 (the process's shard of it under DDP)."""
     os.environ.update(group_env or {})
-    config = TrainConfig(batch_size=batch_size, **CONFIG)
+    config = TrainConfig(batch_size=batch_size, **fields)
     with session(torch.device("cpu")) as (group, device):
         torch.manual_seed(config.seed)
         dataset = TrainingSet(list_images(data), config.task, config.load_size, config.crop_size)
@@ -51,16 +53,16 @@ def gradients_after_one_step(data: Path, batch_size: int, group_env: dict[str, s
         }
 
 
-def _ddp_worker(rank: int, world_size: int, port: int, data: Path, batch_size: int, out: Path) -> None:
+def _ddp_worker(rank: int, world_size: int, port: int, data: Path, batch_size: int, fields: dict, out: Path) -> None:
     env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank), "WORLD_SIZE": str(world_size), "LOCAL_RANK": str(rank)}
-    gradients = gradients_after_one_step(data, batch_size, env)
+    gradients = gradients_after_one_step(data, batch_size, fields, env)
     torch.save(gradients, out / f"rank{rank}.pt")
 
 
-def test_two_processes_average_to_the_single_process_gradient(tmp_path):
+def test_two_processes_average_to_the_single_process_gradient(tmp_path, ddp_config, make_pairs):
     data = make_pairs(tmp_path / "data", count=4)
-    single = gradients_after_one_step(data, batch_size=4)
-    mp.spawn(_ddp_worker, args=(2, free_port(), data, 2, tmp_path), nprocs=2, join=True)
+    single = gradients_after_one_step(data, batch_size=4, fields=ddp_config)
+    mp.spawn(_ddp_worker, args=(2, free_port(), data, 2, ddp_config, tmp_path), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2)]
     assert single.keys() == ranks[0].keys() and single["G.encoder.0.0.weight"].abs().sum() > 0
     for name, expected in single.items():
@@ -69,15 +71,19 @@ def test_two_processes_average_to_the_single_process_gradient(tmp_path):
         torch.testing.assert_close(ranks[0][name], expected, rtol=1e-4, atol=1e-5, msg=name)
 
 
-def torchrun(data: Path, out: Path, *extra: str) -> subprocess.Popen:
-    """`pix2pix train` as two gloo processes on 127.0.0.1, started by torchrun."""
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-        "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
-        "-m", "stages.train", "--input_dir", str(data), "--output_dir", str(out), *TINY, "--seed", "1", "--log_freq", "1", *extra,
-    ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+@pytest.fixture
+def torchrun(repo_root, tiny_args):
+    def torchrun(data: Path, out: Path, *extra: str) -> subprocess.Popen:
+        """`pix2pix train` as two gloo processes on 127.0.0.1, started by torchrun."""
+        command = [
+            sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+            "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
+            "-m", "stages.train", "--input_dir", str(data), "--output_dir", str(out), *tiny_args, "--seed", "1", "--log_freq", "1", *extra,
+        ]  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": str(repo_root), "OMP_NUM_THREADS": "1"}
+        return subprocess.Popen(command, cwd=repo_root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    return torchrun
 
 
 def succeeds(process: subprocess.Popen) -> None:
@@ -85,7 +91,7 @@ def succeeds(process: subprocess.Popen) -> None:
     assert process.returncode == 0, stdout[-3000:] + stderr[-3000:]
 
 
-def test_resumed_ddp_run_equals_an_uninterrupted_one(tmp_path):
+def test_resumed_ddp_run_equals_an_uninterrupted_one(tmp_path, make_pairs, torchrun):
     """8 steps in one go, or 4 and then 4 more from the checkpoint: the same weights; rank 0 logs once."""
     data = make_pairs(tmp_path / "data", count=5)  # shards of 3: rank 1's wraps round to the epoch's start
     succeeds(torchrun(data, tmp_path / "whole", "--max_steps", "8"))
@@ -102,7 +108,7 @@ def test_resumed_ddp_run_equals_an_uninterrupted_one(tmp_path):
     assert steps == list(range(1, 9))
 
 
-def test_sigterm_to_one_process_stops_all_at_one_checkpoint(tmp_path):
+def test_sigterm_to_one_process_stops_all_at_one_checkpoint(tmp_path, make_pairs, torchrun):
     """Preemption may signal the ranks a step apart: they stop at the same step, and rank 0 saves it."""
     out = tmp_path / "run"
     process = torchrun(make_pairs(tmp_path / "data", count=5), out, "--max_steps", "100000")
@@ -118,8 +124,8 @@ def test_sigterm_to_one_process_stops_all_at_one_checkpoint(tmp_path):
     assert 0 < saved["step"] < 100000 and f"SIGTERM: stopped at step {saved['step']}" in stderr
 
 
-def test_a_ddp_checkpoint_is_not_resumed_by_another_number_of_processes(tmp_path, pairs):
-    config = TrainConfig(max_steps=1, **CONFIG)
+def test_a_ddp_checkpoint_is_not_resumed_by_another_number_of_processes(tmp_path, pairs, ddp_config):
+    config = TrainConfig(max_steps=1, **ddp_config)
     train(config, list_images(pairs), tmp_path / "run")
     path = tmp_path / "run" / ckpt.CHECKPOINT_NAME
     ckpt.save({**ckpt.load(path), "world_size": 2}, path)

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import assert_user_error, run_cli
 
 from pix2pix.errors import UserError
 from pix2pix.prep.split import assign_splits, group_names, split_folder, split_fractions
@@ -102,7 +101,7 @@ def test_bad_options_are_user_errors(tmp_path, kwargs, message):
     assert not (tmp_path / "out").exists()
 
 
-def test_split_stage(tmp_path):
+def test_split_stage(tmp_path, assert_user_error, run_cli):
     make_files(tmp_path / "in", [f"{i}.png" for i in range(10)])
     result = run_cli("stages.split", "--input-dir", str(tmp_path / "in"), "--output_dir", str(tmp_path / "out"), "--test_frac", "0.1", "--seed", "1")
     assert result.returncode == 0, result.stderr

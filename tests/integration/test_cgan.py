@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, assert_user_error, run_cli
 from PIL import Image
 
 from pix2pix import checkpoint as ckpt
@@ -129,13 +128,13 @@ def _wait_for_step(path: Path, process: subprocess.Popen, after: int = 0, timeou
         time.sleep(0.02)
 
 
-def test_sigterm_and_sigkill_then_rerun_equal_an_uninterrupted_run(tmp_path):
+def test_sigterm_and_sigkill_then_rerun_equal_an_uninterrupted_run(tmp_path, repo_root, run_cli):
     """SIGTERM: checkpoint, exit 143. SIGKILL: the last checkpoint. Each rerun resumes to the bit."""
     args = ("--max_steps", "120", "--save_freq", "5")
     train(CGANConfig(max_steps=120, save_freq=5, seed=1, **TINY), tmp_path / "whole")
     out, checkpoint = tmp_path / "stopped", tmp_path / "stopped" / ckpt.CHECKPOINT_NAME
 
-    process = subprocess.Popen(_train_command(out, *args), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(_train_command(out, *args), cwd=repo_root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     _wait_for_step(checkpoint, process)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
@@ -143,7 +142,7 @@ def test_sigterm_and_sigkill_then_rerun_equal_an_uninterrupted_run(tmp_path):
     assert "SIGTERM" in stderr and "checkpoint saved" in stderr
     at_term = ckpt.load(checkpoint)["step"]
 
-    process = subprocess.Popen(_train_command(out, *args), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(_train_command(out, *args), cwd=repo_root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_for_step(checkpoint, process, after=at_term)
     process.kill()
     process.wait()
@@ -160,7 +159,7 @@ def test_sigterm_and_sigkill_then_rerun_equal_an_uninterrupted_run(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> tuple[Path, float]:
+def trained(tmp_path_factory, run_cli) -> tuple[Path, float]:
     """One run at test scale through `pix2pix cgan train`, tracked in a throwaway MLflow store."""
     where = tmp_path_factory.mktemp("cgan")
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{where / 'mlflow.db'}"}
@@ -193,7 +192,7 @@ def test_training_is_tracked_in_mlflow(trained):
     assert sum(name.startswith("samples") and name.endswith(".png") for name in artifacts) == 4  # one grid per epoch
 
 
-def test_sample_command_writes_the_digits_asked_for(trained, tmp_path):
+def test_sample_command_writes_the_digits_asked_for(trained, tmp_path, run_cli):
     out, _ = trained
     args = ["--checkpoint", str(out), "--label", "7", "--label", "3", "--count", "4", "--output_dir", str(tmp_path / "s"), "--seed", "5"]
     run_cli("stages.cli", "cgan", "sample", *args, check=True)
@@ -204,7 +203,7 @@ def test_sample_command_writes_the_digits_asked_for(trained, tmp_path):
 
 
 @pytest.mark.parametrize("bad", ["mnist", "label", "pix2pix_checkpoint"])
-def test_bad_input_is_one_line_exit_2(tmp_path, bad):
+def test_bad_input_is_one_line_exit_2(tmp_path, bad, assert_user_error, run_cli):
     if bad == "mnist":
         write_mnist(tmp_path / "mnist", labels=np.r_[0:10, 0:9, 10])
         result = run_cli("stages.cgan", "train", "--output_dir", str(tmp_path / "run"), "--mnist_dir", str(tmp_path / "mnist"))
@@ -219,7 +218,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, bad):
         assert_user_error(result, "not a `pix2pix cgan` checkpoint")
 
 
-def test_help_works_standalone_and_under_pix2pix():
+def test_help_works_standalone_and_under_pix2pix(run_cli):
     assert "--mnist-dir" in run_cli("stages.cgan", "train", "--help", check=True).stdout
     group_help = run_cli("stages.cli", "cgan", "--help", check=True).stdout
     assert "train" in group_help and "sample" in group_help

@@ -1,6 +1,6 @@
 """The PatchGAN's Winograd convolution computes what torch's 4x4 stride-1 convolution computes.
 
-The whole discriminator with it swapped in: tests/test_cpu_kernels.py.
+The whole discriminator with it swapped in: tests/unit/test_cpu_kernels.py.
 """
 
 import pytest

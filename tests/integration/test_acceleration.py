@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, assert_user_error, make_pairs, run_cli, training_batches
 from PIL import Image
 
 from pix2pix import checkpoint as ckpt
@@ -23,11 +22,10 @@ from pix2pix.train.config import TrainConfig
 from pix2pix.train.pix2pix_model import Pix2Pix, train
 
 CPU = torch.device("cpu")
-TINY_CONFIG = dict(crop_size=32, load_size=36, ngf=8, ndf=8, device="cpu")
 
 
 @pytest.fixture(scope="module")
-def pairs(tmp_path_factory):
+def pairs(tmp_path_factory, make_pairs):
     return make_pairs(tmp_path_factory.mktemp("accel") / "pairs", count=4)
 
 
@@ -61,14 +59,14 @@ def test_unknown_values_are_user_errors(option):
         resolve(CPU, **option)
 
 
-def test_bad_amp_option_is_one_line_exit_2(tmp_path, pairs):
-    result = run_cli("stages.train", "--input_dir", str(pairs), "--output_dir", str(tmp_path / "run"), *TINY, "--amp", "fp8")
+def test_bad_amp_option_is_one_line_exit_2(tmp_path, pairs, assert_user_error, run_cli, tiny_args):
+    result = run_cli("stages.train", "--input_dir", str(pairs), "--output_dir", str(tmp_path / "run"), *tiny_args, "--amp", "fp8")
     assert_user_error(result, "amp")
     assert not (tmp_path / "run").exists()
 
 
-def test_channels_last_step_matches_contiguous(pairs):
-    config = TrainConfig(dropout=0.0, **TINY_CONFIG)  # dropout masks are drawn in memory order, so they differ
+def test_channels_last_step_matches_contiguous(pairs, tiny_config, training_batches):
+    config = TrainConfig(dropout=0.0, **tiny_config)  # dropout masks are drawn in memory order, so they differ
     inputs, targets = training_batches(pairs, config, batch_size=2)[0]
     losses = {}
     for name, accel in (("plain", Acceleration(CPU)), ("nhwc", Acceleration(CPU, channels_last=True))):
@@ -81,10 +79,10 @@ def test_channels_last_step_matches_contiguous(pairs):
 
 
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
-def test_mixed_precision_training_learns_and_resumes_exactly(tmp_path, pairs, amp):
+def test_mixed_precision_training_learns_and_resumes_exactly(tmp_path, pairs, amp, tiny_config):
     """AMP on the CPU's autocast: finite losses, a saved loss scale for fp16, and an interrupted run resumes to the bit."""
     paths = list_images(pairs)
-    config = TrainConfig(max_steps=6, amp=amp, **TINY_CONFIG)
+    config = TrainConfig(max_steps=6, amp=amp, **tiny_config)
     train(config, paths, tmp_path / "whole")
     train(config.model_copy(update={"max_steps": 3}), paths, tmp_path / "split")
     train(config, paths, tmp_path / "split")
@@ -98,18 +96,18 @@ def test_mixed_precision_training_learns_and_resumes_exactly(tmp_path, pairs, am
     assert np.isfinite(losses).all()
 
 
-def test_resume_may_switch_amp(tmp_path, pairs):
+def test_resume_may_switch_amp(tmp_path, pairs, tiny_config):
     """AMP is a speed setting, not the model: a run started in fp16 continues in fp32."""
     paths = list_images(pairs)
-    train(TrainConfig(max_steps=2, amp="fp16", **TINY_CONFIG), paths, tmp_path / "run")
-    summary = train(TrainConfig(max_steps=4, amp="off", **TINY_CONFIG), paths, tmp_path / "run")
+    train(TrainConfig(max_steps=2, amp="fp16", **tiny_config), paths, tmp_path / "run")
+    summary = train(TrainConfig(max_steps=4, amp="off", **tiny_config), paths, tmp_path / "run")
     assert summary["steps"] == 4 and ckpt.load(tmp_path / "run" / ckpt.CHECKPOINT_NAME)["grad_scaler"] == {}
 
 
 @pytest.fixture(scope="module")
-def generator_file(tmp_path_factory, pairs):
+def generator_file(tmp_path_factory, pairs, tiny_config):
     run = tmp_path_factory.mktemp("accel-run") / "run"
-    train(TrainConfig(max_steps=2, **TINY_CONFIG), list_images(pairs), run)
+    train(TrainConfig(max_steps=2, **tiny_config), list_images(pairs), run)
     return run / ckpt.GENERATOR_NAME
 
 
@@ -134,7 +132,7 @@ def test_compiled_generator_gives_the_same_images(tmp_path, generator_file, pair
         assert np.abs(a - b).max() <= 1
 
 
-def test_translate_stage_accepts_the_device_options(tmp_path, generator_file):
+def test_translate_stage_accepts_the_device_options(tmp_path, generator_file, run_cli):
     image = tmp_path / "in.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 24, 3), dtype=np.uint8)).save(image)
     result = run_cli(

@@ -1,6 +1,6 @@
 """The matrix-form convolutions (the U-Net's innermost, the PatchGAN's score layer) compute what torch's convolutions compute.
 
-Whole networks with them swapped in: tests/test_cpu_kernels.py.
+Whole networks with them swapped in: tests/unit/test_cpu_kernels.py.
 """
 
 import pytest

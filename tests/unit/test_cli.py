@@ -6,7 +6,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 
 from stages.cli import STAGES
 
@@ -22,13 +21,13 @@ def test_console_script_lists_every_stage():
 
 
 @pytest.mark.parametrize("name", [name for name, _ in STAGES])
-def test_each_stage_runs_as_a_module_with_help(name):
+def test_each_stage_runs_as_a_module_with_help(name, run_cli):
     result = run_cli(f"stages.{name}", "--help")
     assert result.returncode == 0, result.stderr
     assert "Usage" in result.stdout and "--help" in result.stdout
 
 
-def test_help_shows_one_spelling_per_option_in_panels():
+def test_help_shows_one_spelling_per_option_in_panels(run_cli):
     text = run_cli("stages.train", "--help").stdout
     for option in ("--direction", "--lab-colorization", "--max-epochs", "--input-dir", "--output-dir", "--no-flip", "--lr"):
         assert option in text, option
@@ -46,18 +45,18 @@ def test_help_shows_one_spelling_per_option_in_panels():
         ["--direction", "BtoA", "--lab-colorization", "--max-epochs", "3", "--no-flip", "--n_epochs", "1", "--l1_weight", "10"],
     ],
 )
-def test_original_and_dashed_spellings_give_the_same_options(tmp_path, spelling):
+def test_original_and_dashed_spellings_give_the_same_options(tmp_path, spelling, run_cli):
     """Every spelling reaches the command: it fails on the missing folder, after the options were read."""
     result = run_cli("stages.train", "--input_dir", str(tmp_path / "none"), "--output_dir", str(tmp_path / "run"), *spelling)
     assert result.returncode == 2 and "not a directory" in result.stderr, result.stderr
 
 
-def test_a_bad_option_value_is_one_line_before_any_data_is_read(tmp_path):
+def test_a_bad_option_value_is_one_line_before_any_data_is_read(tmp_path, run_cli):
     result = run_cli("stages.train", "-i", str(tmp_path / "none"), "-o", str(tmp_path / "run"), "--crop_size", "48", "--load_size", "48")
     assert result.returncode == 2
     assert result.stderr.strip() == "error: option: crop size 48 is not divisible by 2^5 = 32 (U-Net depth 5); use a multiple of 32 or choose another depth"
 
 
-def test_version():
+def test_version(run_cli):
     result = run_cli("stages.cli", "--version")
     assert result.returncode == 0 and result.stdout.startswith("pix2pix ")

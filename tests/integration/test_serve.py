@@ -1,4 +1,7 @@
-"""The demo server: its HTTP API, its page in headless Chromium, and a clean stop on signals."""
+"""The demo server: its HTTP API, its page in headless Chromium, and a clean stop on signals.
+
+Decoding uploads, in-process: tests/unit/test_upload.py.
+"""
 
 from __future__ import annotations
 
@@ -19,37 +22,33 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import numpy as np
 import pytest
-from conftest import ROOT, make_pairs
 from PIL import Image
-from test_imageops import bomb_png
-from test_pages import directives, inline_scripts, sha256_source
-from test_report import chromium  # noqa: F401 (the fixture: finds or installs headless Chromium)
-from test_translate import TINY_CONFIG
 
-from pix2pix.apps.serve import Limits, UploadError, decode_upload
-from pix2pix.data.images import list_images, read_rgb
-from pix2pix.errors import UserError
+from pix2pix.data.images import list_images
 from pix2pix.train.config import TrainConfig
 from pix2pix.train.pix2pix_model import train
 
 MAX_BYTES, MAX_PIXELS = 150_000, 100_000
 
 
-def start_server(run: Path, *args: str) -> tuple[subprocess.Popen, str]:
-    """``python -m stages.serve`` on a free port; returns the process and the URL it prints."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "stages.serve", "--checkpoint", str(run), "--port", "0", *args],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    ready, _, _ = select.select([process.stdout], [], [], 120)
-    line = process.stdout.readline() if ready else ""
-    match = re.search(r"http://127\.0\.0\.1:\d+/", line)
-    if not match:
-        process.kill()
-        raise AssertionError(f"server did not start: {line!r} {process.stderr.read()}")
-    return process, match.group(0)
+@pytest.fixture(scope="module")
+def start_server(repo_root):
+    def start_server(run: Path, *args: str) -> tuple[subprocess.Popen, str]:
+        """``python -m stages.serve`` on a free port; returns the process and the URL it prints."""
+        process = subprocess.Popen(
+            [sys.executable, "-m", "stages.serve", "--checkpoint", str(run), "--port", "0", *args],
+            cwd=repo_root, env={**os.environ, "PYTHONPATH": str(repo_root)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        ready, _, _ = select.select([process.stdout], [], [], 120)
+        line = process.stdout.readline() if ready else ""
+        match = re.search(r"http://127\.0\.0\.1:\d+/", line)
+        if not match:
+            process.kill()
+            raise AssertionError(f"server did not start: {line!r} {process.stderr.read()}")
+        return process, match.group(0)
+
+    return start_server
 
 
 def stop_server(process: subprocess.Popen, signum: int) -> str:
@@ -62,23 +61,17 @@ def stop_server(process: subprocess.Popen, signum: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, make_pairs, tiny_config):
     root = tmp_path_factory.mktemp("serve")
-    train(TrainConfig(**TINY_CONFIG), list_images(make_pairs(root / "pairs", count=2)), root / "run")
+    train(TrainConfig(max_steps=2, **tiny_config), list_images(make_pairs(root / "pairs", count=2)), root / "run")
     return root / "run"
 
 
 @pytest.fixture(scope="module")
-def server(run):
+def server(run, start_server):
     process, url = start_server(run, "--max_bytes", str(MAX_BYTES), "--max_pixels", str(MAX_PIXELS), "--eval_mode", "eval")
     yield url
     assert "stopped" in stop_server(process, signal.SIGTERM)
-
-
-def png(height: int, width: int, seed: int = 0, fmt: str = "PNG") -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)).save(buffer, format=fmt)
-    return buffer.getvalue()
 
 
 def post(url: str, body: bytes, content_type: str = "image/png") -> tuple[int, str, bytes]:
@@ -90,23 +83,23 @@ def post(url: str, body: bytes, content_type: str = "image/png") -> tuple[int, s
         return error.code, error.headers["Content-Type"], error.read()
 
 
-def test_page_is_self_contained(server):
+def test_page_is_self_contained(server, csp):
     with urllib.request.urlopen(server, timeout=30) as response:
         page = response.read().decode()
         policy = response.headers["Content-Security-Policy"]
     assert "default-src 'none'" in policy and "connect-src 'self'" in policy
-    assert directives(policy)["script-src"] == [sha256_source(script) for script in inline_scripts(page)]  # no 'unsafe-inline'
+    assert csp.directives(policy)["script-src"] == [csp.sha256_source(script) for script in csp.inline_scripts(page)]  # no 'unsafe-inline'
     assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", page), "nothing may load from elsewhere"
     config = json.loads(re.search(r'<script type="application/json" id="config">(.*?)</script>', page, re.S).group(1))
     assert config["max_bytes"] == MAX_BYTES and config["drawing"] and config["crop_size"] == 32
 
 
-def test_image_in_png_out(server):
-    status, content_type, body = post(server, png(40, 60))
+def test_image_in_png_out(server, random_png):
+    status, content_type, body = post(server, random_png(40, 60))
     assert (status, content_type) == (200, "image/png")
     output = Image.open(io.BytesIO(body))
     assert output.format == "PNG" and output.size == (60, 40) and output.mode == "RGB"
-    assert post(server, png(40, 60, fmt="JPEG"), "image/jpeg")[0] == 200
+    assert post(server, random_png(40, 60, fmt="JPEG"), "image/jpeg")[0] == 200
 
 
 def encoded(image: Image.Image, fmt: str) -> bytes:
@@ -118,57 +111,19 @@ def encoded(image: Image.Image, fmt: str) -> bytes:
 @pytest.mark.parametrize(
     ("make_body", "status", "fragment"),
     [
-        (lambda: b"hello, this is text", 400, "not an image"),
-        (lambda: b"", 400, "empty upload"),
-        (lambda: png(64, 64)[:2000], 400, "truncated"),
-        (lambda: png(250, 250, 1), 413, f"the limit is {MAX_BYTES:,} bytes"),  # ~190 kB of noise
-        (lambda: encoded(Image.new("RGB", (400, 400)), "PNG"), 413, f"160,000 pixels, the limit is {MAX_PIXELS:,}"),  # a tiny file
-        (lambda: encoded(Image.new("RGB", (16, 16)), "ICO"), 415, "ICO images are not accepted"),
+        (lambda random_png: b"hello, this is text", 400, "not an image"),
+        (lambda random_png: b"", 400, "empty upload"),
+        (lambda random_png: random_png(64, 64)[:2000], 400, "truncated"),
+        (lambda random_png: random_png(250, 250, 1), 413, f"the limit is {MAX_BYTES:,} bytes"),  # ~190 kB of noise
+        (lambda random_png: encoded(Image.new("RGB", (400, 400)), "PNG"), 413, f"160,000 pixels, the limit is {MAX_PIXELS:,}"),  # a tiny file
+        (lambda random_png: encoded(Image.new("RGB", (16, 16)), "ICO"), 415, "ICO images are not accepted"),
     ],
     ids=["text", "empty", "truncated", "too many bytes", "too many pixels", "other type"],
 )
-def test_rejected_uploads_get_a_status_and_a_message(server, make_body, status, fragment):
-    got, content_type, answer = post(server, make_body(), "text/plain")
+def test_rejected_uploads_get_a_status_and_a_message(server, make_body, status, fragment, random_png):
+    got, content_type, answer = post(server, make_body(random_png), "text/plain")
     assert (got, content_type) == (status, "application/json")
     assert fragment in json.loads(answer)["error"]
-
-
-def photo_files(folder: Path) -> list[Path]:
-    """Files whose decoding does something: EXIF rotation, a palette with transparency, 16-bit gray, alpha."""
-    rng = np.random.default_rng(3)
-    rgb = Image.fromarray(rng.integers(0, 256, (24, 40, 3), dtype=np.uint8))
-    exif = Image.Exif()
-    exif[0x0112] = 6  # stored landscape, shown rotated 90 degrees
-    rgb.save(folder / "phone.jpg", exif=exif.tobytes())
-    rgb.quantize(16).save(folder / "palette.png", transparency=0)
-    Image.fromarray(rng.integers(0, 65536, (20, 30), dtype=np.uint16)).save(folder / "deep.png")
-    rgb.convert("RGBA").save(folder / "alpha.webp", lossless=True)
-    return sorted(folder.iterdir())
-
-
-def test_an_upload_decodes_exactly_as_the_same_file(tmp_path):
-    for path in photo_files(tmp_path):
-        from_file, uploaded = read_rgb(path), decode_upload(path.read_bytes(), Limits())
-        assert uploaded.dtype == np.uint8 and np.array_equal(from_file, uploaded), path.name
-    assert read_rgb(tmp_path / "phone.jpg").shape == (40, 24, 3)  # turned upright
-
-
-@pytest.mark.parametrize("data", [b"hello, this is text", png(64, 64)[:2000]], ids=["text", "truncated"])
-def test_a_bad_upload_is_a_400_with_the_file_message_minus_the_name(tmp_path, data):
-    with pytest.raises(UploadError) as upload_error:
-        decode_upload(data, Limits())
-    (tmp_path / "bad.png").write_bytes(data)
-    with pytest.raises(UserError) as file_error:
-        read_rgb(tmp_path / "bad.png")
-    message = str(upload_error.value)
-    assert upload_error.value.status == 400 and "\n" not in message
-    assert str(file_error.value) == f"{tmp_path / 'bad.png'}: {message}"
-
-
-def test_a_decompression_bomb_upload_is_413_even_under_the_pixel_limit(tmp_path):
-    with pytest.raises(UploadError) as error:
-        decode_upload(bomb_png(tmp_path / "bomb.png").read_bytes(), Limits(max_pixels=10**9))
-    assert error.value.status == 413 and "decompression bomb" in str(error.value)
 
 
 def test_unknown_paths_are_404(server):
@@ -177,9 +132,9 @@ def test_unknown_paths_are_404(server):
     assert error.value.code == 404
 
 
-def test_sigint_stops_the_server_cleanly(run):
+def test_sigint_stops_the_server_cleanly(run, random_png, start_server):
     process, url = start_server(run)
-    assert post(url, png(32, 32))[0] == 200
+    assert post(url, random_png(32, 32))[0] == 200
     assert "stopped" in stop_server(process, signal.SIGINT)
     parts = urlsplit(url)
     with pytest.raises(OSError):
@@ -267,7 +222,7 @@ class DevTools:
 
 
 @pytest.fixture
-def browser(chromium, tmp_path):  # noqa: F811 (the imported fixture)
+def browser(chromium, tmp_path):
     """Headless Chromium with DevTools on a free port (it writes the port into its profile folder)."""
     profile = tmp_path / "profile"
     command = [
@@ -305,10 +260,10 @@ def settle(devtools: DevTools) -> tuple[str, str]:
     return state, devtools.evaluate("document.getElementById('message').textContent")
 
 
-def test_page_in_headless_chromium(server, browser, tmp_path):
+def test_page_in_headless_chromium(server, browser, tmp_path, random_png):
     browser.call("Page.navigate", url=server)
     browser.wait_for("document.readyState === 'complete' && document.body.dataset.state === 'ready'")
-    (tmp_path / "photo.png").write_bytes(png(48, 72))
+    (tmp_path / "photo.png").write_bytes(random_png(48, 72))
     state, message = upload(browser, tmp_path / "photo.png")
     assert state == "done", message
     assert browser.evaluate("[document.getElementById('output-image').naturalWidth, document.getElementById('output-image').naturalHeight]") == [72, 48]
@@ -323,7 +278,7 @@ def test_page_in_headless_chromium(server, browser, tmp_path):
     state, message = upload(browser, tmp_path / "notes.txt")
     assert (state, message) == ("error", "notes.txt is not an image (text/plain): choose a PNG, JPEG, WebP, BMP, GIF or TIFF file.")
 
-    (tmp_path / "big.png").write_bytes(png(250, 250, 1))
+    (tmp_path / "big.png").write_bytes(random_png(250, 250, 1))
     state, message = upload(browser, tmp_path / "big.png")
     assert state == "error" and "the limit is 150 kB" in message, message
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_user_error, run_cli
 from PIL import Image
 
 from pix2pix.errors import UserError
@@ -209,14 +208,14 @@ def test_zip_from_a_file_url_without_a_top_folder(tmp_path):
 # --- failures ------------------------------------------------------------------------------------
 
 
-def test_404_is_one_line_without_retries(server, tmp_path):
+def test_404_is_one_line_without_retries(server, tmp_path, assert_user_error, run_cli):
     result = run_cli("stages.download", "facades", "--url", server.url + "/missing.tar.gz", "-o", str(tmp_path / "raw"))
     assert_user_error(result, "/missing.tar.gz", "HTTP 404")
     assert len(server.requests) == 1
     assert not (tmp_path / "raw" / "facades").exists()
 
 
-def test_wrong_checksum_is_one_line_and_nothing_is_unpacked(server, tmp_path):
+def test_wrong_checksum_is_one_line_and_nothing_is_unpacked(server, tmp_path, assert_user_error, run_cli):
     server.files["/facades.tar.gz"] = dataset_archive()
     result = run_cli(
         "stages.download", "facades", "--url", server.url + "/facades.tar.gz", "--sha256", "0" * 64, "--output-dir", str(tmp_path)
@@ -303,7 +302,7 @@ def test_malicious_archives_are_refused_and_nothing_escapes(server, tmp_path, ki
     assert (tmp_path / "outside.txt").read_text() == "precious"
 
 
-def test_malicious_archive_through_the_cli(server, tmp_path):
+def test_malicious_archive_through_the_cli(server, tmp_path, assert_user_error, run_cli):
     server.files["/facades.tar.gz"] = malicious("traversal", tmp_path)[1]
     result = run_cli("stages.download", "facades", "--url", server.url + "/facades.tar.gz", "-o", str(tmp_path / "raw"))
     assert_user_error(result, "refused unsafe archive entry 'facades/../../evil.txt'")

@@ -9,8 +9,6 @@ import onnx
 import onnxruntime
 import pytest
 import torch
-from conftest import assert_user_error, make_pairs, run_cli
-from test_translate import TINY_CONFIG, invoke
 from torch import nn
 
 from pix2pix.data.images import list_images
@@ -93,13 +91,13 @@ def test_exported_file_matches_pytorch(tmp_path, model, mode, fmt):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, make_pairs, tiny_config):
     root = tmp_path_factory.mktemp("export")
-    train(TrainConfig(**TINY_CONFIG), list_images(make_pairs(root / "pairs", count=2)), root / "run")
+    train(TrainConfig(max_steps=2, **tiny_config), list_images(make_pairs(root / "pairs", count=2)), root / "run")
     return root / "run"
 
 
-def test_export_command_writes_a_runnable_model(run, tmp_path, monkeypatch):
+def test_export_command_writes_a_runnable_model(run, tmp_path, monkeypatch, invoke, run_cli):
     output = tmp_path / "model.onnx"
     result = run_cli("stages.cli", "export", "--checkpoint", str(run), "--format", "onnx", "--output", str(output))
     assert result.returncode == 0, result.stderr
@@ -118,7 +116,7 @@ def test_export_command_writes_a_runnable_model(run, tmp_path, monkeypatch):
         (["--format", "onnx", "--checkpoint", "/nonexistent/run"], "/nonexistent/run"),
     ],
 )
-def test_bad_options_are_one_error_line(run, tmp_path, args, fragment):
+def test_bad_options_are_one_error_line(run, tmp_path, args, fragment, assert_user_error, invoke):
     options = ["--checkpoint", str(run), "--output", str(tmp_path / "out.onnx"), *args]
     assert_user_error(invoke(app, *options), fragment)
     assert not (tmp_path / "out.onnx").exists()

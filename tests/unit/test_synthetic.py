@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import pytest
-from conftest import assert_user_error, run_cli
 from PIL import Image
 
 from pix2pix.errors import UserError
@@ -105,7 +104,7 @@ def test_sample_photo_crops_split_by_photo(tmp_path):
     assert train and val and not train & val
 
 
-def test_download_stage_builds_both_offline(tmp_path):
+def test_download_stage_builds_both_offline(tmp_path, run_cli):
     result = run_cli("stages.download", "synthetic-facades", "--count", "2", "--size", "48", "--output_dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert len(list((tmp_path / "synthetic-facades" / "photos").iterdir())) == 2
@@ -114,7 +113,7 @@ def test_download_stage_builds_both_offline(tmp_path):
     assert len(list((tmp_path / "sample-photos").iterdir())) == 3
 
 
-def test_download_stage_rejects_options_that_do_not_apply(tmp_path):
+def test_download_stage_rejects_options_that_do_not_apply(tmp_path, assert_user_error, run_cli):
     assert_user_error(run_cli("stages.download", "facades", "--count", "3", "-o", str(tmp_path)), "--count")
     assert_user_error(
         run_cli("stages.download", "synthetic-facades", "--url", "http://127.0.0.1:9/x.zip", "-o", str(tmp_path)), "built in"

@@ -12,15 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import (
-    ROOT,
-    TINY,
-    assert_user_error,
-    make_pairs,
-    make_photos,
-    run_cli,
-    training_batches,
-)
 from PIL import Image
 
 from pix2pix import checkpoint as ckpt
@@ -33,14 +24,12 @@ from pix2pix.train import pix2pix_model
 from pix2pix.train.config import TrainConfig
 from pix2pix.train.pix2pix_model import Pix2Pix, train
 
-TINY_CONFIG = dict(crop_size=32, load_size=36, ngf=8, ndf=8, device="cpu")
-
 
 def same_weights(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_model_overfits_a_fixed_batch(tmp_path):
+def test_model_overfits_a_fixed_batch(tmp_path, make_pairs):
     """L1 falls at least 5x in a few hundred steps on one 32 px pair."""
     config = TrainConfig(crop_size=32, load_size=32, flip=False, ngf=16, ndf=16, device="cpu")
     dataset = TrainingSet(list_images(make_pairs(tmp_path, count=1)), config.task, 32, 32, flip=False)
@@ -51,20 +40,20 @@ def test_model_overfits_a_fixed_batch(tmp_path):
     assert history[-1] * 5 <= history[0], (history[0], history[-1])
 
 
-def test_same_seed_gives_identical_weights(tmp_path, pairs):
+def test_same_seed_gives_identical_weights(tmp_path, pairs, tiny_config):
     paths = list_images(pairs)
     runs = {}
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
-        train(TrainConfig(max_steps=6, seed=seed, **TINY_CONFIG), paths, tmp_path / name)
+        train(TrainConfig(max_steps=6, seed=seed, **tiny_config), paths, tmp_path / name)
         runs[name] = ckpt.load(tmp_path / name / ckpt.GENERATOR_NAME)["generator"]
     assert same_weights(runs["a"], runs["b"])
     assert not same_weights(runs["a"], runs["c"])
 
 
-def test_resume_in_process_equals_uninterrupted_across_epochs(tmp_path, pairs):
+def test_resume_in_process_equals_uninterrupted_across_epochs(tmp_path, pairs, tiny_config):
     """Stop mid-epoch (max_steps), then continue with a longer run: same weights, same optimisers."""
     paths = list_images(pairs)  # 4 images: 4 steps per epoch
-    full = TrainConfig(max_epochs=3, n_epochs=1, n_epochs_decay=2, **TINY_CONFIG)
+    full = TrainConfig(max_epochs=3, n_epochs=1, n_epochs_decay=2, **tiny_config)
     train(full, paths, tmp_path / "full")
     train(full.model_copy(update={"max_steps": 6}), paths, tmp_path / "split")
     summary = train(full, paths, tmp_path / "split")
@@ -77,11 +66,11 @@ def test_resume_in_process_equals_uninterrupted_across_epochs(tmp_path, pairs):
     assert steps == sorted(set(steps)) and steps[-1] == 12
 
 
-def test_early_steps_give_bit_identical_weights_and_free_large_gradients(pairs, monkeypatch):
+def test_early_steps_give_bit_identical_weights_and_free_large_gradients(pairs, monkeypatch, tiny_config, training_batches):
     """G's large parameters stepped during the backward pass, the small ones after it: the same weights
     and optimiser state as one step after backward, and no large gradient kept."""
     monkeypatch.setattr(pix2pix_model, "EARLY_STEP_MIN_ELEMENTS", 4096)  # the tiny model has both kinds
-    config = TrainConfig(**TINY_CONFIG)
+    config = TrainConfig(**tiny_config)
     batches = training_batches(pairs, config, count=4)
     models = {}
     for early in (True, False):
@@ -103,10 +92,10 @@ def test_early_steps_give_bit_identical_weights_and_free_large_gradients(pairs, 
     assert all(p.grad is not None for p in plain.generator.parameters())
 
 
-def test_no_early_steps_with_a_loss_scaler(pairs, monkeypatch):
+def test_no_early_steps_with_a_loss_scaler(pairs, monkeypatch, tiny_config, training_batches):
     """fp16's GradScaler skips a whole step when any gradient overflows: every gradient has to wait for it."""
     monkeypatch.setattr(pix2pix_model, "EARLY_STEP_MIN_ELEMENTS", 4096)
-    config = TrainConfig(**TINY_CONFIG)
+    config = TrainConfig(**tiny_config)
     model = Pix2Pix(config, torch.device("cpu"), acceleration=Acceleration(torch.device("cpu"), amp_dtype=torch.float16))
     assert model.scaler.is_enabled()
     model.train_step(*training_batches(pairs, config)[0])
@@ -120,16 +109,16 @@ def test_linear_decay_schedule_matches_reference():
     assert config.lr_factor(199) == pytest.approx(1 / 101)
 
 
-def test_lab_colorization_trains_on_plain_photos(tmp_path):
+def test_lab_colorization_trains_on_plain_photos(tmp_path, make_photos, tiny_config):
     photos = list_images(make_photos(tmp_path / "photos"))
-    config = TrainConfig(lab_colorization=True, max_steps=2, **TINY_CONFIG)
+    config = TrainConfig(lab_colorization=True, max_steps=2, **tiny_config)
     train(config, photos, tmp_path / "run")
     payload = ckpt.load(tmp_path / "run" / ckpt.GENERATOR_NAME)
     assert payload["generator"]["encoder.0.0.weight"].shape[1] == 1  # L in
     assert payload["generator"]["decoder.4.1.weight"].shape[1] == 2  # ab out
 
 
-def test_jitter_uses_one_crop_and_flip_for_input_and_target(tmp_path):
+def test_jitter_uses_one_crop_and_flip_for_input_and_target(tmp_path, make_pairs):
     """A and B of a pair must stay aligned after the random crop and flip."""
     dataset = TrainingSet(list_images(make_pairs(tmp_path, count=3, size=36)), Task("AtoB"), 36, 32)  # no resize
     for epoch in range(4):
@@ -137,15 +126,19 @@ def test_jitter_uses_one_crop_and_flip_for_input_and_target(tmp_path):
         assert torch.allclose(targets, -inputs, atol=1e-6)  # B = 255 - A exactly
 
 
-def test_resume_with_other_architecture_is_refused(tmp_path, pairs):
+def test_resume_with_other_architecture_is_refused(tmp_path, pairs, tiny_config):
     paths = list_images(pairs)
-    train(TrainConfig(max_steps=1, **TINY_CONFIG), paths, tmp_path / "run")
+    train(TrainConfig(max_steps=1, **tiny_config), paths, tmp_path / "run")
     with pytest.raises(UserError, match="ngf 8 -> 16"):
-        train(TrainConfig(max_steps=2, **{**TINY_CONFIG, "ngf": 16}), paths, tmp_path / "run")
+        train(TrainConfig(max_steps=2, **{**tiny_config, "ngf": 16}), paths, tmp_path / "run")
 
 
-def _train_command(data: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "stages.train", "--input_dir", str(data), "--output_dir", str(out), *TINY, "--seed", "1", *extra]
+@pytest.fixture
+def train_command(tiny_args):
+    def train_command(data: Path, out: Path, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "stages.train", "--input_dir", str(data), "--output_dir", str(out), *tiny_args, "--seed", "1", *extra]
+
+    return train_command
 
 
 def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
@@ -156,12 +149,12 @@ def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> No
         time.sleep(0.02)
 
 
-def test_sigkill_then_rerun_equals_uninterrupted(tmp_path):
+def test_sigkill_then_rerun_equals_uninterrupted(tmp_path, make_pairs, repo_root, run_cli, train_command):
     data = make_pairs(tmp_path / "data", count=8)
     args = ("--max_steps", "150", "--save_freq", "10")
-    run_cli(*_train_command(data, tmp_path / "whole", *args)[2:], check=True)
+    run_cli(*train_command(data, tmp_path / "whole", *args)[2:], check=True)
 
-    process = subprocess.Popen(_train_command(data, tmp_path / "killed", *args), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(train_command(data, tmp_path / "killed", *args), cwd=repo_root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _wait_for(tmp_path / "killed" / ckpt.CHECKPOINT_NAME, process)
     process.kill()
     process.wait()
@@ -169,7 +162,7 @@ def test_sigkill_then_rerun_equals_uninterrupted(tmp_path):
     step_at_kill = ckpt.load(tmp_path / "killed" / ckpt.CHECKPOINT_NAME)["step"]
     assert 0 < step_at_kill < 150
 
-    run_cli(*_train_command(data, tmp_path / "killed", *args)[2:], check=True)
+    run_cli(*train_command(data, tmp_path / "killed", *args)[2:], check=True)
     whole, resumed = (ckpt.load(tmp_path / name / ckpt.CHECKPOINT_NAME) for name in ("whole", "killed"))
     assert resumed["step"] == whole["step"] == 150
     for key in ("generator", "discriminator"):
@@ -177,12 +170,12 @@ def test_sigkill_then_rerun_equals_uninterrupted(tmp_path):
     assert same_weights(whole["optimizer_g"]["state"][0], resumed["optimizer_g"]["state"][0])
 
 
-def test_sigterm_checkpoints_and_exits_nonzero(tmp_path):
+def test_sigterm_checkpoints_and_exits_nonzero(tmp_path, make_pairs, repo_root, train_command):
     data = make_pairs(tmp_path / "data", count=8)
     out = tmp_path / "run"
     process = subprocess.Popen(
-        _train_command(data, out, "--max_steps", "100000", "--log_freq", "1"),
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        train_command(data, out, "--max_steps", "100000", "--log_freq", "1"),
+        cwd=repo_root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     _wait_for(out / "losses.csv", process)
     sent = time.monotonic()
@@ -195,8 +188,8 @@ def test_sigterm_checkpoints_and_exits_nonzero(tmp_path):
     assert 0 < saved["step"] < 100000
 
 
-def test_rerunning_a_finished_run_does_nothing(tmp_path, pairs):
-    args = ["stages.train", "--input_dir", str(pairs), "--output_dir", str(tmp_path / "run"), *TINY, "--max_steps", "2"]
+def test_rerunning_a_finished_run_does_nothing(tmp_path, pairs, run_cli, tiny_args):
+    args = ["stages.train", "--input_dir", str(pairs), "--output_dir", str(tmp_path / "run"), *tiny_args, "--max_steps", "2"]
     run_cli(*args, check=True)
     before = (tmp_path / "run" / ckpt.GENERATOR_NAME).stat().st_mtime_ns
     result = run_cli(*args, check=True)
@@ -205,7 +198,7 @@ def test_rerunning_a_finished_run_does_nothing(tmp_path, pairs):
 
 
 @pytest.mark.parametrize("bad", ["missing", "empty", "not_image", "crop"])
-def test_bad_training_input_is_one_line_exit_2(tmp_path, bad):
+def test_bad_training_input_is_one_line_exit_2(tmp_path, bad, assert_user_error, make_pairs, run_cli, tiny_args):
     data = tmp_path / "data"
     extra: list[str] = []
     if bad == "empty":
@@ -217,18 +210,18 @@ def test_bad_training_input_is_one_line_exit_2(tmp_path, bad):
         make_pairs(data, count=2)
         extra = ["--crop_size", "48", "--load_size", "48", "--unet_depth", "5"]
     out = tmp_path / "out"
-    result = run_cli("stages.train", "--input_dir", str(data), "--output_dir", str(out), *TINY, *extra, "--max_steps", "1")
+    result = run_cli("stages.train", "--input_dir", str(data), "--output_dir", str(out), *tiny_args, *extra, "--max_steps", "1")
     fragment = {"missing": str(data), "empty": "no images", "not_image": "notes.png", "crop": "not divisible"}[bad]
     assert_user_error(result, fragment)
     assert not (out / ckpt.CHECKPOINT_NAME).exists()
 
 
-def test_bad_option_value_names_the_option(tmp_path, pairs):
+def test_bad_option_value_names_the_option(tmp_path, pairs, assert_user_error, run_cli):
     result = run_cli("stages.train", "--input_dir", str(pairs), "--output_dir", str(tmp_path / "o"), "--which_direction", "sideways")
     assert_user_error(result, "direction")
 
 
-def test_image_cache_is_built_once_and_reused(tmp_path):
+def test_image_cache_is_built_once_and_reused(tmp_path, make_pairs):
     paths = list_images(make_pairs(tmp_path / "pairs", count=3, size=40))
     task, cache = Task("BtoA"), tmp_path / "cache"
     in_memory = TrainingSet(paths, task, 36, 32)
@@ -254,19 +247,19 @@ def test_image_cache_is_built_once_and_reused(tmp_path):
     assert len(list(cache.iterdir())) == 2
 
 
-def test_training_from_the_cache_gives_the_same_weights(tmp_path, pairs):
+def test_training_from_the_cache_gives_the_same_weights(tmp_path, pairs, tiny_config):
     paths = list_images(pairs)
-    config = TrainConfig(max_steps=4, **TINY_CONFIG)
+    config = TrainConfig(max_steps=4, **tiny_config)
     train(config, paths, tmp_path / "memory")
     train(config, paths, tmp_path / "mapped", cache_dir=tmp_path / "cache")
     runs = [ckpt.load(tmp_path / name / ckpt.GENERATOR_NAME)["generator"] for name in ("memory", "mapped")]
     assert same_weights(*runs)
 
 
-def test_unwritable_cache_dir_is_one_line_exit_2(tmp_path, pairs):
+def test_unwritable_cache_dir_is_one_line_exit_2(tmp_path, pairs, assert_user_error, run_cli, tiny_args):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the cache folder should be")
     out = tmp_path / "run"
-    result = run_cli("stages.train", "--input_dir", str(pairs), "--output_dir", str(out), *TINY, "--max_steps", "1", "--cache_dir", str(blocker / "cache"))
+    result = run_cli("stages.train", "--input_dir", str(pairs), "--output_dir", str(out), *tiny_args, "--max_steps", "1", "--cache_dir", str(blocker / "cache"))
     assert_user_error(result, "not-a-folder", "image cache")
     assert not out.exists()

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import numpy as np
 import pytest
 import torch
-from conftest import assert_user_error, make_pairs, make_photos, run_cli
 from PIL import Image
 from torch import nn
-from typer.testing import CliRunner
 
 from pix2pix.color import rgb_to_lab_normalized
 from pix2pix.data.images import list_images, read_rgb
@@ -27,22 +23,13 @@ from pix2pix.train.config import TrainConfig
 from pix2pix.train.pix2pix_model import train
 from stages.translate import app
 
-# conftest.TINY as TrainConfig fields, to train in-process (no interpreter start-up).
-TINY_CONFIG = {"crop_size": 32, "load_size": 36, "ngf": 8, "ndf": 8, "max_steps": 2, "device": "cpu"}
-
-
-def invoke(stage_app, *args: str) -> subprocess.CompletedProcess:
-    """Run a stage command in this process (no interpreter start-up), with a result shaped like run_cli's."""
-    result = CliRunner().invoke(stage_app, list(args))
-    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
-
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, make_pairs, make_photos, tiny_config):
     """Two tiny trained runs: RGB BtoA, and Lab colorization."""
     root = tmp_path_factory.mktemp("translate")
-    train(TrainConfig(direction="BtoA", **TINY_CONFIG), list_images(make_pairs(root / "pairs", count=2)), root / "rgb")
-    train(TrainConfig(lab_colorization=True, **TINY_CONFIG), list_images(make_photos(root / "photos", count=2)), root / "color")
+    train(TrainConfig(direction="BtoA", max_steps=2, **tiny_config), list_images(make_pairs(root / "pairs", count=2)), root / "rgb")
+    train(TrainConfig(lab_colorization=True, max_steps=2, **tiny_config), list_images(make_photos(root / "photos", count=2)), root / "color")
     return root
 
 
@@ -50,7 +37,7 @@ def random_image(height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 
-def test_folder_of_any_sizes_gives_one_png_each_at_input_size(runs, tmp_path):
+def test_folder_of_any_sizes_gives_one_png_each_at_input_size(runs, tmp_path, invoke, run_cli):
     inputs = tmp_path / "in"
     inputs.mkdir()
     Image.fromarray(random_image(32, 32)).save(inputs / "square.png")
@@ -137,7 +124,7 @@ def test_large_images_are_tiled_and_keep_their_size(runs, tmp_path):
     assert sum(shape[0] for shape in shapes) == len(tile_starts(50, 32, 8)) * len(tile_starts(130, 32, 8))
 
 
-def test_colorization_predicts_small_and_keeps_full_resolution_lightness(runs, tmp_path):
+def test_colorization_predicts_small_and_keeps_full_resolution_lightness(runs, tmp_path, invoke):
     photo = tmp_path / "photo.png"
     from skimage import data
 
@@ -183,7 +170,7 @@ def damage_overlap(folder):
 
 
 @pytest.mark.parametrize("damage", [damage_not_image, damage_same_name, damage_output_is_input, damage_missing_input, damage_overlap])
-def test_bad_input_is_one_error_line(runs, tmp_path, damage):
+def test_bad_input_is_one_error_line(runs, tmp_path, damage, assert_user_error, invoke):
     folder = tmp_path / "in"
     folder.mkdir()
     extra, fragment = damage(folder)

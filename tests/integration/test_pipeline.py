@@ -1,0 +1,87 @@
+"""The whole default graph under `dvc repro`, in a temporary clone, at test scale.
+
+One clone is shared by the tests of this module (a full repro is the expensive part); they
+run in file order: first repro, then param edits and their reruns, then the remote round trip.
+Checks of params.yaml and dvc.yaml that need no run: tests/unit/test_workflow.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import sqlite3
+from pathlib import Path
+
+CGAN = "digits-cgan"
+
+
+def ran_stages(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    files = (p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".gitignore")  # .gitignore: git's, not DVC's
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def test_full_repro_builds_every_output(clone, dvc, experiments):
+    result = dvc("repro", cwd=clone)
+    stages = ran_stages(result.stdout)
+    assert {f"train@{name}" for name in experiments} <= stages and "report_index" in stages
+    for name in experiments:
+        assert (clone / "models" / name / "generator.pt").is_file()
+        metrics = json.loads((clone / "results" / name / "metrics.json").read_text())
+        assert metrics["count"] > 0 and 0 <= metrics["l1"] <= 1
+        assert (clone / "reports" / name / "index.html").is_file()
+    assert "ciede2000" in json.loads((clone / "results" / "colorization" / "metrics.json").read_text())
+    assert f"cgan@{CGAN}" in stages and (clone / "reports" / CGAN / "grid.png").is_file()
+    assert "conditioning_accuracy" in json.loads((clone / "models" / CGAN / "metrics.json").read_text())
+    index = (clone / "reports" / "index.html").read_text()
+    assert all(name in index for name in (*experiments, CGAN))
+    assert (clone / "dvc.lock").is_file()
+    assert "up to date" in dvc("status", cwd=clone).stdout
+
+    shown = json.dumps(json.loads(dvc("metrics", "show", "--json", cwd=clone).stdout))
+    assert shown.count("ssim") >= len(experiments) and "error" not in shown
+    plots = json.loads(dvc("plots", "show", "--json", cwd=clone).stdout)
+    assert any("G_L1" in json.dumps(value) for value in plots["data"].values())
+
+    with sqlite3.connect(clone / "mlflow.db") as db:
+        tracked = {name for (name,) in db.execute("select name from experiments")}
+        assert set(experiments) <= tracked
+        keys = {key for (key,) in db.execute("select distinct key from metrics")}
+        assert {"G_GAN", "G_L1", "D_real", "D_fake", "lr", "eval_l1", "eval_ssim"} <= keys
+
+
+def test_lr_edit_reruns_that_experiment_only(clone, dvc, edit_params):
+    edit_params(clone, lambda p: p["experiments"]["facades"]["train"].update(lr=0.0001))
+    status = dvc("status", cwd=clone).stdout
+    assert "train@facades" in status and "train@inpainting" not in status and "download" not in status
+    stages = ran_stages(dvc("repro", cwd=clone).stdout)
+    assert stages == {"train@facades", "evaluate@facades", "report@facades", "report_index"}
+
+
+def test_blank_edit_reruns_blank_and_downstream(clone, dvc, edit_params):
+    edit_params(clone, lambda p: p["blank"].update(fraction=0.4))
+    stages = ran_stages(dvc("repro", cwd=clone).stdout)
+    assert stages == {
+        "blank_photos", "combine@inpainting", "split@inpainting",
+        "train@inpainting", "evaluate@inpainting", "report@inpainting", "report_index",
+    }  # fmt: skip
+
+
+def test_local_remote_push_then_pull_restores_identical_outputs(clone, tmp_path, dvc):
+    outputs = ["data", "models", "results", "reports"]
+    before = {name: tree_digest(clone / name) for name in outputs}
+    dvc("remote", "add", "-d", "local", str(tmp_path / "remote"), cwd=clone)
+    dvc("push", cwd=clone)
+    shutil.rmtree(clone / ".dvc" / "cache")
+    for name in outputs:
+        shutil.rmtree(clone / name)
+    dvc("pull", cwd=clone)
+    assert {name: tree_digest(clone / name) for name in outputs} == before
+    assert "up to date" in dvc("status", cwd=clone).stdout
+
+

@@ -1,0 +1,71 @@
+"""The pipeline's definitions, checked without running it: params.yaml validation, dvc.yaml's lists of
+experiments, the Snakefile's config schema and its retry bookkeeping.
+
+The pipeline run for real: tests/integration/test_pipeline.py (DVC), test_snakemake.py, test_slurm.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+
+@pytest.mark.parametrize(
+    ("edit", "fragment"),
+    [
+        (lambda p: p["experiments"]["facades"]["train"].update(lrr=1), "experiments.facades.train.lrr: unknown key"),
+        (lambda p: p["experiments"]["facades"]["train"].update(ngf="wide"), "experiments.facades.train.ngf: 'wide' is not allowed"),
+        (lambda p: p["experiments"]["facades"]["train"].update(lr=-1), "experiments.facades.train.lr: -1 is not allowed (Input should be greater than 0)"),
+        (lambda p: p["experiments"]["facades"]["train"].update(patch=71), "experiments.facades.train.patch: 71 is not allowed"),
+        (lambda p: p["experiments"]["facades"]["train"].update(norm="banana"), "experiments.facades.train.norm: 'banana' is not allowed"),
+        (lambda p: p["experiments"]["facades"]["train"].update(batch_size=0), "experiments.facades.train.batch_size: 0 is not allowed"),
+        (lambda p: p["experiments"]["facades"]["train"].update(crop_size=128), "experiments.facades.train: crop_size 128 is larger than load_size 72"),
+        (lambda p: p["experiments"]["facades"]["train"].update(input_dir="x"), "experiments.facades.train.input_dir: unknown key"),
+        (lambda p: p["experiments"]["facades"]["evaluate"].update(eval_mode="test"), "experiments.facades.evaluate.eval_mode: 'test' is not allowed"),
+        (lambda p: p["split"]["facades"].update(test_frac=0.5), "split.facades: train_frac + val_frac + test_frac is 1.5"),
+        (lambda p: p["cgan"]["digits-cgan"].update(seed=2**40), "cgan.digits-cgan.seed: 1099511627776 is not allowed"),
+        (lambda p: p.update(blanks={}), "blanks: unknown key"),
+    ],
+)
+def test_invalid_params_are_one_line_naming_the_key(tmp_path, edit, fragment, assert_user_error, repo_root, run_cli):
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    edit(params)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    result = run_cli("stages.train", "-i", str(tmp_path), "-o", str(tmp_path / "o"), "--params", str(path), "--section", "experiments.facades.train")
+    assert_user_error(result, fragment)
+
+
+def test_report_index_plots_and_metrics_list_every_experiment_of_params(repo_root):
+    """The index stage, plots and metrics name experiments explicitly: keep them in step with params.yaml."""
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    pipeline = yaml.safe_load((repo_root / "dvc.yaml").read_text())
+    index = pipeline["stages"]["report_index"]
+    plots = {next(iter(entry)) for entry in pipeline["plots"]}
+    for name in [*params["experiments"], *params["cgan"]]:
+        assert f"{name}=reports/{name}" in index["cmd"] and f"reports/{name}" in index["deps"]
+        assert f"models/{name}/losses.csv" in plots
+    assert pipeline["metrics"] == [*(f"results/{name}/metrics.json" for name in params["experiments"]), *(f"models/{name}/metrics.json" for name in params["cgan"])]
+
+
+def test_committed_schema_is_the_generated_one(repo_root, workflow_module):
+    committed = json.loads((repo_root / "workflow" / "schemas" / "params.schema.json").read_text())
+    assert committed == workflow_module("schema").params_schema(), "run: python -m workflow.schema > workflow/schemas/params.schema.json"
+
+
+def test_a_run_folder_is_kept_only_for_a_retry_of_the_same_work(tmp_path, monkeypatch, workflow_module):
+    graph_module = workflow_module("graph")
+    monkeypatch.chdir(tmp_path)
+    stage = graph_module.Stage("train@x", "cmd", (), (), ("models/x",), {"resumable": "generator.pt"})
+    folder = tmp_path / "models" / "x"
+    folder.mkdir(parents=True)
+    (folder / "checkpoint.pt").write_text("finished work")
+    stamp = graph_module._resume_or_restart(stage, "work a")
+    assert not folder.exists()  # new work starts from scratch
+    folder.mkdir()
+    (folder / "checkpoint.pt").write_text("a failed attempt")
+    assert graph_module._resume_or_restart(stage, "work a") == stamp and (folder / "checkpoint.pt").exists()
+    graph_module._resume_or_restart(stage, "work b")
+    assert not folder.exists()
