@@ -55,9 +55,7 @@ def main() -> None:
     from pix2pix.perf import tune_process
 
     tune_process()  # before torch, as `import stages` does in every stage
-    from reference import (
-        time_and_report,  # numpy, PIL and torch: nothing of the reference
-    )
+    from reference import time_and_report  # numpy, PIL and torch: nothing of the reference
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["train_step", "infer"])

@@ -150,8 +150,7 @@ class CGANConfig(BaseModel):
     device: DeviceName = "auto"
 
     def architecture(self) -> dict:
-        from pix2pix.nn.digits import (
-            MODEL_KIND,  # imports torch, which validating options does not need
-        )
+        # imports torch, which validating options does not need
+        from pix2pix.nn.digits import MODEL_KIND
 
         return {"model": MODEL_KIND, **{key: getattr(self, key) for key in CGAN_ARCHITECTURE_KEYS}}
