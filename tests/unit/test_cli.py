@@ -60,3 +60,42 @@ def test_a_bad_option_value_is_one_line_before_any_data_is_read(tmp_path, run_cl
 def test_version(run_cli):
     result = run_cli("stages.cli", "--version")
     assert result.returncode == 0 and result.stdout.startswith("pix2pix ")
+
+
+SECTION_COMMANDS = {  # params.yaml's section models and the command whose options each one holds
+    "stages.download:DownloadOptions": ("download",),
+    "stages.imageop_options:ResizeOptions": ("resize",),
+    "stages.imageop_options:BlankOptions": ("blank",),
+    "stages.split:SplitOptions": ("split",),
+    "stages.train:TrainOptions": ("train",),
+    "stages.evaluate:EvaluateOptions": ("evaluate",),
+    "pix2pix.train.config:CGANConfig": ("cgan", "train"),
+}
+
+
+def schema_leaves(node) -> set[str]:
+    if isinstance(node, str):
+        return {node}
+    if isinstance(node, dict):
+        return set().union(*(schema_leaves(child) for child in node.values()))
+    return set()
+
+
+@pytest.mark.parametrize(("leaf", "path"), SECTION_COMMANDS.items())
+def test_a_params_section_holds_exactly_the_model_options_of_its_command(leaf, path, workflow_module):
+    """One declaration: the model's fields are the command's options (beside paths and run names) and the schema's keys."""
+    import typer
+
+    from stages.cli import app
+    from stages.params import SCHEMA, model
+
+    assert schema_leaves(SCHEMA) == set(SECTION_COMMANDS)
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]
+    options = {param.name for param in command.params}
+    fields = set(model(leaf).model_fields)
+    assert fields <= options
+    assert options - fields <= {"input_dir", "output_dir", "a_dir", "b_dir", "name", "checkpoint", "mlflow_experiment", "params_file", "section"}
+    schema = workflow_module("schema").section_schema(leaf)
+    assert set(schema["properties"]) == fields and schema["additionalProperties"] is False
