@@ -127,15 +127,17 @@ def validated(model: type[BaseModel], values: dict) -> BaseModel:
         raise UserError(describe(exc, "option ", lambda where: flag(where.split(".")[0]))) from None
 
 
-def describe(exc: ValidationError, prefix: str, name=str) -> str:
+def describe(exc: ValidationError, prefix: str, name=str, across: str = "") -> str:
+    """The first error as one line: ``prefix`` + the named key, or ``across`` for a check that spans keys
+    (its message names them)."""
     error = exc.errors()[0]
     where = ".".join(str(part) for part in error["loc"])
-    message = error["msg"]
-    if not where:  # a check across fields
-        return f"{prefix.rstrip('. ')}: {message.removeprefix('Value error, ')}"
+    message = error["msg"].removeprefix("Value error, ")
+    if not where:
+        return f"{across}{message}"
     if error["type"] == "extra_forbidden":
         return f"{prefix}{name(where)}: unknown option"
-    return f"{prefix}{name(where)}: {error.get('input')!r} is not allowed ({message.removeprefix('Value error, ')})"
+    return f"{prefix}{name(where)}: {error.get('input')!r} is not allowed ({message})"
 
 
 def with_options(model: type[BaseModel], parameter: str = "options"):

@@ -65,7 +65,7 @@ def _check_section(path: Path, key: str, values: Any, model_name: str) -> None:
     try:
         options(**values)
     except ValidationError as exc:
-        raise UserError(describe(exc, f"{path}: {key}.")) from None
+        raise UserError(describe(exc, f"{path}: {key}.", across=f"{path}: {key}: ")) from None
 
 
 def validate(path: Path, params: dict) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pix2pix.errors import UserError
 from pix2pix.options import Flags
 
 from .common import stage_app, user_errors
@@ -33,10 +34,13 @@ class SplitOptions(BaseModel):
     link: Annotated[bool, Flags("Data"), Field(description="Hard-link instead of copying (falls back to copying across filesystems).")] = False
 
     @model_validator(mode="after")
-    def _shares_fit(self) -> "SplitOptions":
-        total = self.train_frac + (self.val_frac or 0.0) + self.test_frac
-        if total > 1.0 + 1e-9:
-            raise ValueError(f"train_frac + val_frac + test_frac is {total:g}: the shares must add up to at most 1")
+    def _shares_add_up(self) -> "SplitOptions":
+        from pix2pix.prep.split import split_fractions
+
+        try:
+            split_fractions(self.train_frac, self.val_frac, self.test_frac)
+        except UserError as exc:
+            raise ValueError(str(exc)) from None
         return self
 
 

@@ -116,7 +116,9 @@ def evaluate(
     def finish(name: str, input_rgb: np.ndarray, output_rgb: np.ndarray, target_rgb: np.ndarray) -> dict:
         for suffix, image in (("inputs", input_rgb), ("outputs", output_rgb), ("targets", target_rgb)):
             save_image(image, images_dir / f"{name}-{suffix}.png")
-        from pix2pix.infer.metrics import image_metrics  # SciPy's ~0.8 s import happens here, beside the next forward pass
+        from pix2pix.infer.metrics import (
+            image_metrics,  # SciPy's ~0.8 s import happens here, beside the next forward pass
+        )
 
         return {"name": name, **image_metrics(output_rgb, target_rgb, task.lab_colorization)}
 

@@ -6,7 +6,9 @@ import warnings
 
 import numpy as np
 from skimage import color
-from skimage.metrics import structural_similarity  # alone: its PSNR would import scipy.stats (0.4 s)
+from skimage.metrics import (
+    structural_similarity,  # alone: its PSNR would import scipy.stats (0.4 s)
+)
 
 PSNR_CAP_DB = 100.0  # identical images have infinite PSNR; JSON and averages need a number
 

@@ -123,10 +123,6 @@ class PatchDiscriminator(nn.Module):
             layers.append(nn.Conv2d(width, 1, 4, 1, 1))
         self.model = nn.Sequential(*layers)
 
-    def min_size(self) -> int:
-        """Smallest input side that still leaves one output patch (two 4x4 stride-1 convs at the end)."""
-        return 1 if self.n_layers == 0 else 3 * 2**self.n_layers
-
     def forward(self, condition: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         return self.model(torch.cat([condition, image], dim=1))
 

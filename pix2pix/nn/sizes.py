@@ -21,3 +21,10 @@ def unet_depth(crop_size: int, depth: int | None = None) -> int:
             f"use a multiple of {2**depth} or choose another depth"
         )
     return depth
+
+
+def patch_min_size(patch: int) -> int:
+    """Smallest input side a PatchGAN of this receptive field takes: one output patch after its
+    stride-2 layers and the two 4x4 stride-1 convolutions at the end."""
+    layers = PATCH_LAYERS[patch]
+    return 1 if layers == 0 else 3 * 2**layers

@@ -8,6 +8,7 @@ land in the same split, so validation never sees a near-copy of a training image
 from __future__ import annotations
 
 import errno
+import itertools
 import math
 import os
 import re
@@ -68,14 +69,15 @@ def assign_splits(groups: dict[str, list[str]], fractions: dict[str, float], see
 
     Groups are shuffled, then laid end to end over the image count; a group goes to the split
     whose share contains its middle. Without groups that is exactly ``int(frac * N)`` train and
-    test images like the reference (val takes the rest); with groups the shares are as close as
-    whole groups allow.
+    test images like the reference (val takes the rest, or train where val's share is 0); with
+    groups the shares are as close as whole groups allow.
     """
     keys = sorted(groups)
     total = sum(len(members) for members in groups.values())
-    n_train = int(fractions["train"] * total + 1e-9)
-    n_test = int(fractions["test"] * total + 1e-9)
-    bounds = (("train", n_train), ("val", total - n_test), ("test", total))
+    counts = {name: int(fractions[name] * total + 1e-9) for name in ("train", "test")}
+    rest = next(name for name in ("val", "train", "test") if fractions[name] > 0)  # never a split of share 0
+    counts[rest] = counts.get(rest, 0) + total - sum(counts.values())
+    bounds = tuple(zip(SPLITS, itertools.accumulate(counts.get(name, 0) for name in SPLITS)))
     assignment: dict[str, str] = {}
     position = 0
     for index in np.random.default_rng(seed).permutation(len(keys)):

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pix2pix.errors import UserError
-from pix2pix.nn.sizes import PATCH_LAYERS, unet_depth
+from pix2pix.nn.sizes import PATCH_LAYERS, patch_min_size, unet_depth
 from pix2pix.options import DeviceName, DeviceOptions, Flags, Seed
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ class TrainConfig(DeviceOptions):
         int, Flags("Schedule", "--niter-decay"), Field(ge=0, description="Epochs of linear decay to zero after that.")
     ] = 100
     max_epochs: Annotated[
-        int | None, Flags("Schedule"), Field(ge=1, description="Total epochs \\[default: n_epochs + n_epochs_decay].")
+        int | None, Flags("Schedule"), Field(ge=1, description="Stop after this many epochs, at most n_epochs + n_epochs_decay (beyond, the decayed learning rate would fall below 0) \\[default: n_epochs + n_epochs_decay].")
     ] = None
     max_steps: Annotated[int | None, Flags("Schedule"), Field(ge=1, description="Stop after this many steps (wins over epochs).")] = None
     # run
@@ -85,6 +85,16 @@ class TrainConfig(DeviceOptions):
     def _consistent(self) -> TrainConfig:
         if self.crop_size > self.load_size:
             raise ValueError(f"crop_size {self.crop_size} is larger than load_size {self.load_size}")
+        if self.crop_size < patch_min_size(self.patch):
+            raise ValueError(
+                f"crop_size {self.crop_size} is too small for a {self.patch}x{self.patch} PatchGAN "
+                f"(needs at least {patch_min_size(self.patch)} px); use a smaller patch"
+            )
+        if self.max_epochs and self.max_epochs > self.n_epochs + self.n_epochs_decay:
+            raise ValueError(
+                f"max_epochs {self.max_epochs} is beyond the schedule (n_epochs {self.n_epochs} + n_epochs_decay "
+                f"{self.n_epochs_decay}), where the learning rate would fall below 0; lengthen the schedule instead"
+            )
         try:
             self.depth()
         except UserError as exc:

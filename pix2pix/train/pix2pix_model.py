@@ -234,12 +234,6 @@ def train(
         def build() -> Pix2PixTraining:
             dataset = TrainingSet(image_paths, config.task, config.load_size, config.crop_size, config.flip, load_progress, cache_dir)
             acceleration = resolve(device, config.amp, config.tf32, config.channels_last, config.cudnn_benchmark, config.compile, config.cpu_kernels)
-            model = Pix2PixTraining(config, device, group, acceleration, dataset)
-            if config.crop_size < model.discriminator.min_size():
-                raise UserError(
-                    f"crop size {config.crop_size} is too small for a {config.patch}x{config.patch} PatchGAN "
-                    f"(needs at least {model.discriminator.min_size()} px); use a smaller --patch"
-                )
-            return model
+            return Pix2PixTraining(config, device, group, acceleration, dataset)
 
         return fit(build, config, Path(output_dir), len(image_paths), config.total_epochs, RESUME_KEYS, callbacks, group)

@@ -54,7 +54,7 @@ def test_original_and_dashed_spellings_give_the_same_options(tmp_path, spelling,
 def test_a_bad_option_value_is_one_line_before_any_data_is_read(tmp_path, run_cli):
     result = run_cli("stages.train", "-i", str(tmp_path / "none"), "-o", str(tmp_path / "run"), "--crop_size", "48", "--load_size", "48")
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: option: crop size 48 is not divisible by 2^5 = 32 (U-Net depth 5); use a multiple of 32 or choose another depth"
+    assert result.stderr.strip() == "error: crop size 48 is not divisible by 2^5 = 32 (U-Net depth 5); use a multiple of 32 or choose another depth"
 
 
 def test_version(run_cli):

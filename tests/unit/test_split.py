@@ -29,6 +29,10 @@ def layout(folder: Path) -> dict[str, list[str]]:
         (10, 0.8, None, 0.1, {"train": 8, "val": 1, "test": 1}),
         (7, 0.5, 0.25, 0.25, {"train": 3, "val": 3, "test": 1}),  # int() like the reference; val takes the rest
         (100, 0.29, None, 0.0, {"train": 29, "val": 71}),  # 0.29 * 100 is 28.999... in floating point
+        (7, 0.5, 0.0, 0.5, {"train": 4, "test": 3}),  # no val: its rest goes to train
+        (7, 0.9, 0.0, 0.1, {"train": 7, "test": 0}),  # an empty split is written (and reported by the stage)
+        (5, 0.0, 0.0, 1.0, {"test": 5}),
+        (5, 0.0, 1.0, 0.0, {"val": 5}),
     ],
 )
 def test_counts_follow_the_reference(tmp_path, n, train, val, test, expected):
