@@ -1,27 +1,24 @@
-"""How an option of a config model is spelt on the command line and where ``--help`` shows it.
+"""Options shared across layers and commands, and how an option is spelt on the command line.
 
 Config models (pydantic) are the one declaration of every option: name, type, default, help,
-choices and range. This marker, placed in a field's ``Annotated`` metadata, adds only what the
-command line needs beyond that: the help panel and the original project's spellings, which keep
-working without being shown.
+choices and range; the commands, params.yaml's check and its JSON schema are generated from them.
+``Flags``, placed in a field's ``Annotated`` metadata, adds only what the command line needs
+beyond that: the help panel and the original project's spellings, which keep working unshown.
+Here live the options several commands share: the device and its speed options (train,
+evaluate, translate), how a trained generator runs (evaluate, translate), and the seed, device
+and eval-mode types.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 
-@dataclass(frozen=True)
 class Flags:
-    panel: str
-    aliases: tuple[str, ...] = ()
-
     def __init__(self, panel: str, *aliases: str):
-        object.__setattr__(self, "panel", panel)
-        object.__setattr__(self, "aliases", aliases)
+        self.panel, self.aliases = panel, aliases
 
 
 SEED_MAX = 2**32 - 1  # keeps seed * 1_000_003 + epoch inside torch's 64-bit seeds

@@ -12,7 +12,6 @@ import functools
 import inspect
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-import annotated_types
 import typer
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
@@ -22,7 +21,7 @@ from pix2pix.options import Flags
 
 # --help shows the panels in this order, whatever order the model declares its fields in
 PANELS = ("Paths", "Data", "Model", "Loss", "Optimiser", "Schedule", "Checkpoints", "Samples", "Built-in data", "Server", "Speed", "Tracking", "Options")
-BOUNDS = ((annotated_types.Gt, ">", "gt"), (annotated_types.Ge, ">=", "ge"), (annotated_types.Lt, "<", "lt"), (annotated_types.Le, "<=", "le"))
+BOUNDS = (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))  # pydantic's range constraints and how --help shows them
 
 
 def flag(name: str) -> str:
@@ -53,8 +52,8 @@ def bounds(field: FieldInfo) -> str:
     parts = [
         f"{symbol}{getattr(item, attribute)}"
         for item in field.metadata
-        for kind, symbol, attribute in BOUNDS
-        if isinstance(item, kind)
+        for attribute, symbol in BOUNDS
+        if getattr(item, attribute, None) is not None
     ]
     return ", ".join(parts)
 
