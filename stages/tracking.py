@@ -64,12 +64,16 @@ def repository_root() -> Path:
     return _repository(cwd, skip_dvc_tmp=True) or cwd
 
 
+def repository_store() -> str:
+    return f"sqlite:///{repository_root() / 'mlflow.db'}"
+
+
 def connect():
     """MLflow, pointed at the repository's store unless MLFLOW_TRACKING_URI names another."""
     import mlflow
 
     if not os.environ.get("MLFLOW_TRACKING_URI"):
-        mlflow.set_tracking_uri(f"sqlite:///{repository_root() / 'mlflow.db'}")
+        mlflow.set_tracking_uri(repository_store())  # which sets MLFLOW_TRACKING_URI too
     return mlflow
 
 
@@ -79,8 +83,8 @@ def experiment_id(mlflow, name: str) -> str:
     found = mlflow.get_experiment_by_name(name)
     if found:
         return found.experiment_id
-    location = None if os.environ.get("MLFLOW_TRACKING_URI") else (repository_root() / "mlruns").as_uri()
-    return mlflow.create_experiment(name, artifact_location=location)
+    in_repository = mlflow.get_tracking_uri() == repository_store()
+    return mlflow.create_experiment(name, artifact_location=(repository_root() / "mlruns").as_uri() if in_repository else None)
 
 
 def run_tags(run_dir: Path) -> dict[str, str]:
