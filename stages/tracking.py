@@ -1,20 +1,27 @@
 """MLflow tracking for train and evaluate.
 
-MLflow's own default store applies (``sqlite:///mlflow.db`` in the working directory, artifacts
-in ``./mlruns``), so ``mlflow ui`` from the repo root shows every run; MLFLOW_TRACKING_URI points
-at a shared server instead. The run id is kept in the run folder (``mlflow_run.json``) so a
-resumed training continues the same MLflow run and evaluate logs its metrics next to it.
+The store belongs to the repository, not to the working folder: ``sqlite:///ROOT/mlflow.db`` with
+artifacts in ``ROOT/mlruns``, ROOT being the main repository even when DVC runs an experiment in
+``.dvc/tmp/exps/...`` (so queued and temporary experiments keep their runs); MLFLOW_TRACKING_URI
+points at a shared server instead. Nothing run-specific goes into the run folder, a DVC output:
+a training's run is found in the store by its tags (the run folder relative to its repository,
+and the DVC experiment's name when DVC runs one), so outputs reproduce, move and travel freely.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 from pix2pix.files import atomic_write_text
 
-RUN_FILE = "mlflow_run.json"
+MARKER = "mlflow.json"  # {"experiment": NAME}: this folder's training was tracked there
+RUN_DIR_TAG = "pix2pix.run_dir"
+DVC_EXPERIMENT_TAG = "pix2pix.dvc_experiment"
+ERROR_TAG = "pix2pix.error"
 FLUSH_EVERY = 50  # steps per batched write: one DB transaction each
 
 
@@ -37,27 +44,103 @@ def flatten(values: dict, prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def _repository(folder: Path, skip_dvc_tmp: bool) -> Path | None:
+    """The nearest folder at or above ``folder`` holding ``.git`` or ``.dvc/``; with ``skip_dvc_tmp``,
+    one inside a ``.dvc`` folder (a DVC experiment's copy in .dvc/tmp/exps) does not count."""
+    for candidate in (folder, *folder.parents):
+        if skip_dvc_tmp and ".dvc" in candidate.parts:
+            continue
+        if (candidate / ".git").exists() or (candidate / ".dvc").is_dir():
+            return candidate
+    return None
+
+
+def repository_root() -> Path:
+    """DVC_ROOT, which DVC sets to the main repository for every stage, experiments included; else
+    the repository around the working folder; else the working folder."""
+    if os.environ.get("DVC_ROOT"):
+        return Path(os.environ["DVC_ROOT"]).resolve()
+    cwd = Path.cwd().resolve()
+    return _repository(cwd, skip_dvc_tmp=True) or cwd
+
+
+def repository_store() -> str:
+    return f"sqlite:///{repository_root() / 'mlflow.db'}"
+
+
+def connect():
+    """MLflow, pointed at the repository's store unless MLFLOW_TRACKING_URI names another."""
+    import mlflow
+
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        mlflow.set_tracking_uri(repository_store())  # which sets MLFLOW_TRACKING_URI too
+    return mlflow
+
+
+def experiment_id(mlflow, name: str) -> str:
+    """The experiment's id, created with its artifacts under ROOT/mlruns in the repository's store
+    (MLflow's default would be ./mlruns of whichever folder created it)."""
+    found = mlflow.get_experiment_by_name(name)
+    if found:
+        return found.experiment_id
+    in_repository = mlflow.get_tracking_uri() == repository_store()
+    return mlflow.create_experiment(name, artifact_location=(repository_root() / "mlruns").as_uri() if in_repository else None)
+
+
+def run_tags(run_dir: Path) -> dict[str, str]:
+    """What finds a run folder's run: the folder relative to its repository (absolute outside
+    one), and the DVC experiment running it, if any."""
+    folder = Path(run_dir).resolve()
+    repository = _repository(folder, skip_dvc_tmp=False)
+    tags = {RUN_DIR_TAG: folder.relative_to(repository).as_posix() if repository else str(folder)}
+    if os.environ.get("DVC_EXP_NAME"):
+        tags[DVC_EXPERIMENT_TAG] = os.environ["DVC_EXP_NAME"]
+    return tags
+
+
+def latest_run(mlflow, experiment: str, tags: dict[str, str]):
+    """The newest run of the experiment carrying all of ``tags``, or None."""
+    def quoted(value: str) -> str:  # MLflow's filter strings have no escapes: use the quote the value lacks
+        return f'"{value}"' if "'" in value else f"'{value}'"
+
+    where = " and ".join(f"tags.`{key}` = {quoted(value)}" for key, value in tags.items())
+    runs = mlflow.search_runs([experiment_id(mlflow, experiment)], where, order_by=["attributes.start_time DESC"], max_results=1, output_format="list")
+    return runs[0] if runs else None
+
+
+def create_run(mlflow, experiment: str, tags: dict[str, str]):
+    """A new run named after the DVC experiment when DVC runs one, else after the run folder."""
+    run_name = os.environ.get("DVC_EXP_NAME") or Path(tags[RUN_DIR_TAG]).name
+    return mlflow.MlflowClient().create_run(experiment_id(mlflow, experiment), run_name=run_name, tags={**tags, "git_commit": git_commit()})
+
+
 class TrainingTracker:
-    """Logs params, per-step losses and lr, sample grids and the final generator to one run."""
+    """Logs params, per-step losses and lr, sample grids and the final generator to one run.
+
+    The run opens at the first thing to log, so rerunning a finished training opens none. It is the
+    folder's latest run if that one did not finish (a resumed training), else a new one."""
 
     def __init__(self, experiment: str, run_dir: Path, params: dict):
-        import mlflow
-
-        self.mlflow = mlflow
-        self.client = mlflow.tracking.MlflowClient()
-        self.run_file = Path(run_dir) / RUN_FILE
-        mlflow.set_experiment(experiment)
-        previous = json.loads(self.run_file.read_text())["run_id"] if self.run_file.exists() else None
-        self.run = mlflow.start_run(run_id=previous, run_name=None if previous else Path(run_dir).name)
-        if previous is None:
-            mlflow.set_tags({"git_commit": git_commit(), "run_dir": str(run_dir)})
-            mlflow.log_params(flatten(params))
-        Path(run_dir).mkdir(parents=True, exist_ok=True)
-        atomic_write_text(
-            self.run_file,
-            json.dumps({"run_id": self.run.info.run_id, "experiment": experiment, "tracking_uri": mlflow.get_tracking_uri()}) + "\n",
-        )
+        self.mlflow = connect()
+        self.experiment, self.run_dir, self.params = experiment, Path(run_dir), params
+        self.run = None
         self.pending: list = []
+
+    def run_id(self) -> str:
+        if self.run is None:
+            tags = run_tags(self.run_dir)
+            run = latest_run(self.mlflow, self.experiment, tags)
+            resumed = run is not None and run.info.status != "FINISHED"
+            if not resumed:
+                run = create_run(self.mlflow, self.experiment, tags)
+            self.run = self.mlflow.start_run(run_id=run.info.run_id)
+            if not resumed:
+                self.mlflow.log_params(flatten(self.params))
+            elif ERROR_TAG in run.data.tags:  # the failure is past: this attempt may succeed
+                self.mlflow.MlflowClient().delete_tag(run.info.run_id, ERROR_TAG)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.run_dir / MARKER, json.dumps({"experiment": self.experiment}) + "\n")
+        return self.run.info.run_id
 
     def on_step(self, report) -> None:
         from mlflow.entities import Metric
@@ -69,29 +152,45 @@ class TrainingTracker:
             self.flush()
 
     def on_sample(self, step: int, grid) -> None:
+        self.run_id()
         self.mlflow.log_image(grid, key="samples", step=step)
 
     def flush(self) -> None:
         for start in range(0, len(self.pending), 1000):  # MLflow's batch limit
-            self.client.log_batch(self.run.info.run_id, metrics=self.pending[start : start + 1000])
+            self.mlflow.MlflowClient().log_batch(self.run_id(), metrics=self.pending[start : start + 1000])
         self.pending = []
 
-    def finish(self, generator_path: Path | None, status: str = "FINISHED") -> None:
+    def finish(self, generator_path: Path | None, status: str = "FINISHED", error: str | None = None, metrics: dict | None = None) -> None:
+        """End the run with ``status``; a FAILED one keeps the error message as tag pix2pix.error."""
         self.flush()
+        self.run_id()
+        if metrics:
+            self.mlflow.log_metrics(metrics)
+        if error is not None:
+            self.mlflow.set_tag(ERROR_TAG, error[:5000])
         if generator_path is not None and generator_path.exists():
             self.mlflow.log_artifact(str(generator_path), artifact_path="model")
         self.mlflow.end_run(status=status)
 
 
 def log_evaluation(run_dir: Path, metrics: dict, results_dir: Path) -> bool:
-    """Add evaluation metrics and the metrics table to the run that trained the model, if any."""
-    run_file = Path(run_dir) / RUN_FILE
-    if not run_file.exists():
+    """Add evaluation metrics and the metrics table to the latest run of the training in ``run_dir``,
+    if it was tracked; a run that cannot be found (another machine or store) gets a new one."""
+    marker = Path(run_dir) / MARKER
+    if not marker.exists():
         return False
-    import mlflow
-
-    info = json.loads(run_file.read_text())
-    with mlflow.start_run(run_id=info["run_id"]):
-        mlflow.log_metrics({f"eval_{key}": value for key, value in metrics.items()})
-        mlflow.log_artifact(str(Path(results_dir) / "metrics.csv"), artifact_path="evaluation")
+    mlflow = connect()
+    client = mlflow.MlflowClient()
+    experiment = json.loads(marker.read_text())["experiment"]
+    tags = run_tags(run_dir)
+    run = latest_run(mlflow, experiment, tags)
+    missing = run is None
+    if missing:
+        print(f"warning: no MLflow run of {tags[RUN_DIR_TAG]} in experiment {experiment!r} at {mlflow.get_tracking_uri()}; logging the evaluation to a new run", file=sys.stderr)
+        run = create_run(mlflow, experiment, tags)
+    for key, value in metrics.items():  # through the client: the training run's status stays as it is
+        client.log_metric(run.info.run_id, f"eval_{key}", value)
+    client.log_artifact(run.info.run_id, str(Path(results_dir) / "metrics.csv"), artifact_path="evaluation")
+    if missing:
+        client.set_terminated(run.info.run_id)
     return True

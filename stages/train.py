@@ -75,7 +75,8 @@ def run_tracked(train_fn, output_dir: Path, params: dict, mlflow_experiment: str
     """Run ``train_fn(callbacks, load_progress) -> summary``, a training loop that reports through
     ``pix2pix.train.loop.Callbacks``, with a progress bar (log lines when stderr is not a terminal),
     optional MLflow tracking (params, losses, sample grids, the summary's numeric ``metrics``,
-    generator.pt) and exit code 128 + signum after a SIGTERM / SIGINT checkpoint."""
+    generator.pt) and exit code 128 + signum after a SIGTERM / SIGINT checkpoint. The MLflow run
+    ends KILLED after a signal, FAILED (message in tag pix2pix.error) after any other error."""
     import signal
     import sys
 
@@ -130,16 +131,22 @@ def run_tracked(train_fn, output_dir: Path, params: dict, mlflow_experiment: str
             callbacks.on_step, callbacks.on_sample, callbacks.sample_freq = on_step_tracked, tracker.on_sample, sample_freq
         try:
             summary = train_fn(callbacks, lambda n: bar.advance(loading, n))
+            if tracker and not summary.get("already_complete"):
+                tracker.finish(output_dir / "generator.pt", metrics={k: v for k, v in summary.get("metrics", {}).items() if isinstance(v, float)})
         except TrainingInterrupted as stop:
             if tracker:
                 tracker.finish(None, status="KILLED")
             name = signal.Signals(stop.signum).name
             console.print(f"{name}: stopped at step {stop.step}; checkpoint saved in {output_dir}. Rerun to resume.")
             raise typer.Exit(128 + stop.signum) from None
-    if tracker:
-        if not summary.get("already_complete"):
-            tracker.mlflow.log_metrics({k: v for k, v in summary.get("metrics", {}).items() if isinstance(v, float)})
-        tracker.finish(None if summary.get("already_complete") else output_dir / "generator.pt")
+        except KeyboardInterrupt:  # before the training loop catches SIGINT itself
+            if tracker:
+                tracker.finish(None, status="KILLED")
+            raise
+        except Exception as error:  # the caller reports it as before; the run records it
+            if tracker:
+                tracker.finish(None, status="FAILED", error=str(error) or type(error).__name__)
+            raise
     if summary.get("already_complete"):
         console.print(f"{output_dir}: training already complete ({summary['steps']} steps); nothing to do.")
     else:

@@ -150,8 +150,9 @@ def load(root: str | Path = ".") -> Graph:
 def create_tracking_store() -> None:
     """Create MLflow's local database before the jobs do: trainings that start together and all find
     no mlflow.db race to create its tables, and all but one fail. A tracking server needs nothing."""
-    import mlflow
+    from stages.tracking import connect
 
+    mlflow = connect()  # the repository's store, the one the jobs find
     if mlflow.get_tracking_uri().startswith("sqlite:"):
         mlflow.MlflowClient().search_experiments(max_results=1)
 

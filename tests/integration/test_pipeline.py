@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import sqlite3
+import time
 from pathlib import Path
 
 CGAN = "digits-cgan"
@@ -42,6 +43,7 @@ def test_full_repro_builds_every_output(clone, dvc, experiments):
     assert all(name in index for name in (*experiments, CGAN))
     assert (clone / "dvc.lock").is_file()
     assert "up to date" in dvc("status", cwd=clone).stdout
+    assert json.loads((clone / "models" / "facades" / "mlflow.json").read_text()) == {"experiment": "facades"}  # no run id in outputs
 
     shown = json.dumps(json.loads(dvc("metrics", "show", "--json", cwd=clone).stdout))
     assert shown.count("ssim") >= len(experiments) and "error" not in shown
@@ -85,3 +87,23 @@ def test_local_remote_push_then_pull_restores_identical_outputs(clone, tmp_path,
     assert "up to date" in dvc("status", cwd=clone).stdout
 
 
+
+
+def test_a_queued_experiment_logs_to_the_repositorys_store(clone, dvc):
+    """DVC runs it in .dvc/tmp/exps and deletes that folder; its MLflow run stays in the repository's store."""
+    dvc("exp", "run", "--queue", "-S", "experiments.facades.train.lr=0.00015", "-n", "queued-lr", cwd=clone)
+    dvc("queue", "start", cwd=clone)
+    deadline = time.monotonic() + 900
+    while re.search(r"Queued|Running", status := dvc("queue", "status", cwd=clone).stdout):
+        assert time.monotonic() < deadline, status
+        time.sleep(5)
+    assert "Success" in status, dvc("queue", "logs", "queued-lr", cwd=clone).stdout
+    with sqlite3.connect(clone / "mlflow.db") as db:
+        runs = db.execute(
+            "select runs.run_uuid, runs.name, runs.status from runs join tags on tags.run_uuid = runs.run_uuid"
+            " where tags.key = 'pix2pix.dvc_experiment' and tags.value = 'queued-lr'"
+        ).fetchall()
+        assert [(name, status) for _, name, status in runs] == [("queued-lr", "FINISHED")]
+        keys = {key for (key,) in db.execute("select distinct key from metrics where run_uuid = ?", (runs[0][0],))}
+    assert {"G_L1", "eval_l1"} <= keys  # train and evaluate found the same run
+    assert not list((clone / ".dvc").rglob("mlflow.db"))
