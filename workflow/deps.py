@@ -1,10 +1,12 @@
 """dvc.yaml's code deps, from the import graph, so that editing any code a stage runs reruns it.
 
 A stage's command is ``pix2pix NAME ...``: stages/NAME.py (``pix2pix cgan train``: stages/cgan.py).
-From that module the walk follows every import of the repo's own modules, those inside functions
-too (stage modules import the heavy ones lazily), with the packages they run and the files they read.
-It starts at the stage's module, not at stages/cli.py, which imports every stage only to register it;
-and it does not follow stages/params.py's imports by name of the option models it validates with.
+From that module the walk follows the imports of the repo's own modules, those inside functions
+too (stage modules import the heavy ones lazily), down to the def or class each one names, with the
+packages they run and the files they read. It starts at the stage's module, not at stages/cli.py,
+which imports every stage only to register it; and it leaves out the option models that
+stages/params.py imports by name to validate all of params.yaml: they accept or refuse the file but
+change no output, and would make every stage depend on every other's options.
 
 Lab colorization's code (pix2pix/color.py) runs only for experiments with ``lab_colorization``.
 DVC interpolates no lists into deps, so an experiment stage that reaches it names one path per
@@ -161,13 +163,9 @@ def rewrite(pipeline_text: str, params: dict) -> str:
     for stage in pipeline["stages"].values():
         experiment_stage = stage.get("foreach") == EXPERIMENTS
         definition = stage.get("do", stage)
-        deps = [dep for dep in definition.get("deps", []) if not is_code(dep)]
-        deps += stage_code(definition["cmd"], experiment_stage)
-        definition["deps"][:] = deps
-    if any(TASK_CODE_DEP in stage.get("do", stage)["deps"] for stage in pipeline["stages"].values()):
-        wanted = task_code(params)
-        if pipeline["vars"][0]["experiments"] != wanted:
-            pipeline["vars"][0]["experiments"] = wanted
+        definition["deps"][:] = [dep for dep in definition["deps"] if not is_code(dep)] + stage_code(definition["cmd"], experiment_stage)
+    if pipeline["vars"][0]["experiments"] != task_code(params):  # replaced only when it changes: keeps the blank line after it
+        pipeline["vars"][0]["experiments"] = task_code(params)
     out = io.StringIO()
     rt.dump(pipeline, out)
     return out.getvalue()
