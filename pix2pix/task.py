@@ -9,7 +9,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pix2pix.color import gray_rgb, lab_normalized_to_rgb, rgb_to_lab_normalized
 from pix2pix.errors import UserError
 
 DIRECTIONS = ("AtoB", "BtoA")
@@ -47,6 +46,8 @@ class Task:
     def to_tensors(self, source: np.ndarray, target: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """``(H, W, 3)`` uint8 RGB input and target -> network tensors in [-1, 1]."""
         if self.lab_colorization:
+            from pix2pix.color import rgb_to_lab_normalized  # here: only Lab experiments run (and depend on) color.py
+
             lab = torch.from_numpy(rgb_to_lab_normalized(source))
             lightness, ab = lab[:1], lab[1:]
             return (lightness, ab) if self.direction == "AtoB" else (ab, lightness)
@@ -58,6 +59,8 @@ class Task:
         y = network_output.detach().float().cpu().numpy()
         if not self.lab_colorization:
             return to_uint8(x), to_uint8(y)
+        from pix2pix.color import gray_rgb, lab_normalized_to_rgb
+
         if self.direction == "AtoB":
             return gray_rgb(x[0]), lab_normalized_to_rgb(x[0], y)
         return lab_normalized_to_rgb(np.zeros_like(x[0]), x), lab_normalized_to_rgb(y[0], x)
