@@ -2,7 +2,7 @@
 
 One temporary clone at test scale (the ``clone`` fixture) is shared by the tests that need one;
 they run in file order: graph and lint checks, a full run, param edits, file dates against content, a
-failed training that is retried and resumes, then a training on two processes.
+stage that DVC reran, a failed training that is retried and resumes, then a training on two processes.
 """
 
 from __future__ import annotations
@@ -147,6 +147,19 @@ def test_file_dates_rerun_nothing_content_does_under_both_tools(clone, dvc, expe
     assert planned() == {f"{stage}@{name}" for stage in ("split", "train", "evaluate", "report") for name in experiments} | {"report_index"}
     library.write_text(original)  # the recorded content again, under a new date
     assert stale() == planned() == set()
+
+
+def test_a_stage_that_dvc_reran_is_not_rerun_by_snakemake(clone, dvc, edit_params, snakemake):
+    """Snakemake's own record of the params it ran with (now out of date) reruns nothing: profiles/default."""
+    edit_params(clone, lambda p: p["data"]["facades"].update(seed=1))
+    dvc("repro", "--single-item", "download_facades", cwd=clone)
+    assert set(json.loads(dvc("status", "--json", cwd=clone).stdout)) == {"combine@facades"}
+    assert set(job_blocks(snakemake("-n", cwd=clone))) == {
+        "combine@facades", "split@facades", "train@facades", "evaluate@facades", "report@facades", "report_index", "all",
+    }  # fmt: skip
+    edit_params(clone, lambda p: p["data"]["facades"].update(seed=0))
+    dvc("repro", "--single-item", "download_facades", cwd=clone)  # the recorded data again
+    assert "Nothing to be done" in snakemake("-n", cwd=clone) and "up to date" in dvc("status", cwd=clone).stdout
 
 
 def _train_process(parent: psutil.Process) -> psutil.Process | None:
