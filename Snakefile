@@ -3,6 +3,7 @@
 #   snakemake --profile slurm             every stage a SLURM job (slurm/config.yaml)
 #   snakemake --profile profiles/local    on this machine
 # A successful run records its outputs in dvc.lock (dvc commit), so DVC sees them as up to date.
+# What is stale is what `dvc status` says (by content), not what file dates say: see workflow/graph.py.
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -22,6 +23,8 @@ except UserError as exc:
     raise WorkflowError(str(exc)) from None
 
 GRAPH = graph.load(workflow.basedir)
+# A job that Snakemake spawns (SLURM) runs what the main process chose.
+RERUN = GRAPH.mark(graph.stale(workflow.basedir)) if workflow.is_main_process else set()
 
 
 rule all:
@@ -36,7 +39,7 @@ for stage in GRAPH.stages.values():
         name:
             stage.name
         input:
-            GRAPH.inputs(stage),
+            GRAPH.inputs(stage, stage.name in RERUN),
         output:
             GRAPH.outputs(stage),
         params:
@@ -47,7 +50,7 @@ for stage in GRAPH.stages.values():
         log:
             stage.log,
         run:
-            GRAPH.run(rule, params, input, threads, resources, log[0])
+            GRAPH.run(rule, params, threads, resources, log[0])
 
 
 onstart:

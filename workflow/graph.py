@@ -13,16 +13,23 @@ stage's ``meta: snakemake:``, which DVC ignores:
 
 An out is a folder unless its name has an extension. A dep inside another stage's out (a subfolder)
 is that out, as in DVC.
+
+What is stale is DVC's call (content hashes, params, command), not Snakemake's (mtimes, which a
+checkout or a touch changes without changing content): each rule has one more input, its stage's
+stamp, which `Graph.mark` makes new exactly when the stage or one it depends on is stale by
+`dvc status`, and the deps of the other rules are ``ancient``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shlex
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +37,7 @@ from typing import Any
 
 BIN = Path(sys.executable).parent  # the venv's pix2pix, torchrun and dvc, on PATH for every command
 RESUME_DIR = Path(".snakemake") / "resume"  # one stamp per resumable job under way: what it is computing
+STALE_DIR = Path(".snakemake") / "dvc"  # one stamp per stage, an input of its rule: see Graph.mark
 
 
 @dataclass(frozen=True)
@@ -70,15 +78,22 @@ class Graph:
     def __init__(self, stages: Iterable[Stage]):
         self.stages = {stage.name: stage for stage in stages}
         self._tracked = {out: path for stage in self.stages.values() for out, path in zip(stage.outs, stage.tracked())}
+        self._producers = {out: stage.name for stage in self.stages.values() for out in stage.outs}
 
     @property
     def targets(self) -> list[str]:
         """Every out: what `snakemake` builds by default, like `dvc repro`."""
         return list(self._tracked.values())
 
-    def inputs(self, stage: Stage) -> list[str]:
-        """The deps, each one that lies in an out replaced by what Snakemake tracks of that out."""
-        return list(dict.fromkeys(self._producer_path(dep) for dep in stage.deps))
+    def inputs(self, stage: Stage, rerun: bool = False) -> list[str]:
+        """The deps, each one that lies in an out replaced by what Snakemake tracks of that out, then the
+        stage's stamp. The deps of a stage that does not rerun (see `mark`) are ancient: their dates
+        rerun nothing. Those of one that does are not: Snakemake reruns a job after the jobs it depends
+        on only through deps that are not ancient."""
+        from snakemake.io import ancient
+
+        deps = dict.fromkeys(self._producer_path(dep) for dep in stage.deps)
+        return [*(deps if rerun else map(ancient, deps)), str(STALE_DIR / stage.name)]
 
     def outputs(self, stage: Stage) -> list[str]:
         from snakemake.io import directory
@@ -86,10 +101,10 @@ class Graph:
         return [path if Path(path).suffix else directory(path) for path in stage.tracked()]
 
     def params(self, stage: Stage, config: Mapping) -> dict[str, Any]:
-        """The params.yaml values the stage lists: a changed value reruns the rule, as it reruns the stage."""
+        """The params.yaml values the stage lists: part of what a retry must match to resume (_fingerprint)."""
         return {key: _lookup(config, key) for key in stage.params}
 
-    def run(self, name: str, params, inputs: Iterable[str], threads: int, resources, log: str) -> None:
+    def run(self, name: str, params, threads: int, resources, log: str) -> None:
         """Run a rule's command (``params.cmd``) with the venv first on PATH, its output to the log.
 
         The rule's CPUs set the thread count; a ``torchrun`` stage with several GPUs starts one
@@ -102,11 +117,36 @@ class Graph:
         processes = int(resources.get("gpu", 1))
         if stage.hints.get("torchrun") and processes > 1:
             command = f"torchrun --standalone --nproc_per_node {processes} --no-python {command}"
-        stamp = _resume_or_restart(stage, _fingerprint(params, inputs)) if stage.resumable else None
+        stamp = _resume_or_restart(stage, _fingerprint(params, stage.deps)) if stage.resumable else None
         threads = max(threads, int(resources.get("cpus_per_task", 0)))
         shell("export PATH={path}:\"$PATH\"; {command} > {log} 2>&1", path=shlex.quote(str(BIN)), command=command, log=shlex.quote(log), threads=threads)
         if stamp:
             stamp.unlink()
+
+    def downstream(self, names: Iterable[str]) -> set[str]:
+        """The stages named and every stage that depends on one of them, directly or not."""
+        found = set(names)
+        while more := {
+            stage.name for stage in self.stages.values() if stage.name not in found and any(self._producer(dep) in found for dep in stage.deps)
+        }:
+            found |= more
+        return found
+
+    def mark(self, stale: Mapping[str, Any]) -> set[str]:
+        """Write every stage's stamp and return the stages to rerun: those that `dvc status` finds stale
+        (``stale``: its answer) and those downstream. Theirs has new content, so that it is newer than
+        the outputs and unlike the checksum Snakemake recorded; any other is dated 1970, newer than nothing.
+        """
+        rerun = self.downstream(stale.keys() & self.stages.keys())
+        STALE_DIR.mkdir(parents=True, exist_ok=True)
+        for name in self.stages:
+            stamp = STALE_DIR / name
+            if name in rerun:
+                stamp.write_text(json.dumps({"dvc status": stale.get(name, "a stage upstream is stale"), "at": time.time_ns()}) + "\n")
+            else:
+                stamp.touch()
+                os.utime(stamp, (0, 0))
+        return rerun
 
     def commit(self, names: Iterable[str]) -> None:
         """Record what a Snakemake run brought up to date in dvc.lock (no recomputing), so DVC agrees."""
@@ -114,11 +154,17 @@ class Graph:
         if stages:
             subprocess.run([str(BIN / "dvc"), "commit", "--force", "--quiet", *stages], check=True)
 
+    def _out_of(self, dep: str) -> str | None:
+        """The out that is dep or holds it, if a stage makes it."""
+        return next((out for out in self._tracked if dep == out or dep.startswith(f"{out}/")), None)
+
     def _producer_path(self, dep: str) -> str:
-        for out, path in self._tracked.items():
-            if dep == out or dep.startswith(f"{out}/"):
-                return path
-        return dep
+        out = self._out_of(dep)
+        return self._tracked[out] if out else dep
+
+    def _producer(self, dep: str) -> str | None:
+        out = self._out_of(dep)
+        return self._producers[out] if out else None
 
 
 def load(root: str | Path = ".") -> Graph:
@@ -145,6 +191,14 @@ def load(root: str | Path = ".") -> Graph:
                 )
             )
     return Graph(stages)
+
+
+def stale(root: str | Path = ".") -> dict[str, Any]:
+    """`dvc status` of ``root``: what DVC would rerun (changed deps, outs, params or command) and why."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return repo.status()
 
 
 def create_tracking_store() -> None:

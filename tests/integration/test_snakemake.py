@@ -1,14 +1,17 @@
 """The Snakefile runs the graph of dvc.yaml, and DVC agrees with what it made.
 
 One temporary clone at test scale (the ``clone`` fixture) is shared by the tests that need one;
-they run in file order: graph and lint checks, a full run, param edits, a failed training that is
-retried and resumes, then a training on two processes.
+they run in file order: graph and lint checks, a full run, param edits, file dates against content, a
+stage that DVC reran, a failed training that is retried and resumes, then a training on two processes.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import random
 import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -39,7 +42,8 @@ def test_rules_are_the_stages_of_dvc_yaml(clone, dvc, snakemake, workflow_module
     graph = workflow_module("graph").load(clone)
     names = set(graph.stages)
     assert names == set(dvc("stage", "list", "--name-only", cwd=clone).stdout.split())
-    assert set(snakemake("--list-rules", cwd=clone).split()) == names | {"all"}
+    listed = snakemake("--list-rules", cwd=clone).splitlines()
+    assert {line for line in listed if " " not in line} == names | {"all"}  # a name a line, then notes (profiles/default)
 
     producer = {path: stage.name for stage in graph.stages.values() for path in stage.tracked()}
     edges = {(producer[path], stage.name) for stage in graph.stages.values() for path in graph.inputs(stage) if path in producer}
@@ -100,12 +104,62 @@ def test_param_edits_rerun_what_dvc_reruns(clone, dvc, edit_params, snakemake):
     assert "train@facades" in status and "train@inpainting" not in status
     jobs = job_blocks(snakemake("-n", cwd=clone))
     assert set(jobs) == {"train@facades", "evaluate@facades", "report@facades", "report_index", "all"}
-    assert "Params have changed since last execution" in jobs["train@facades"]["reason"]
+    assert ".snakemake/dvc/train@facades" in jobs["train@facades"]["reason"]  # its stamp: DVC finds it stale
 
     assert set(job_blocks(snakemake(*LOCAL, cwd=clone))) == set(jobs)
     assert first_logged_step(clone) == 2  # a new job trained from scratch, not on from the old checkpoint
     assert "up to date" in dvc("status", cwd=clone).stdout
     assert not list((clone / ".snakemake" / "resume").iterdir())
+
+
+def test_file_dates_rerun_nothing_content_does_under_both_tools(clone, dvc, experiments, snakemake, workflow_module):
+    """Snakemake reruns what `dvc status` finds stale, by content: a touch or a checkout (new dates) reruns nothing."""
+
+    def stale() -> set[str]:
+        return set(json.loads(dvc("status", "--json", cwd=clone).stdout))
+
+    def planned() -> set[str]:
+        return set(job_blocks(snakemake("-n", cwd=clone))) - {"all"}
+
+    library = clone / "pix2pix" / "prep" / "split.py"
+    os.utime(library)  # newer than every output, content unchanged
+    os.utime(next((clone / "data" / "split" / "facades" / "train").iterdir()))
+    assert stale() == planned() == set()
+
+    graph = workflow_module("graph").load(clone)  # a fresh clone: outputs checked out anew, no .snakemake
+    for out in (clone / out for stage in graph.stages.values() for out in stage.outs):
+        if out.is_dir():
+            shutil.rmtree(out)
+        else:
+            out.unlink()
+    shutil.rmtree(clone / ".snakemake")
+    dvc("checkout", cwd=clone)
+    dates = random.Random(0)
+    for name in (*(out for stage in graph.stages.values() for out in stage.outs), "pix2pix", "params.yaml"):
+        for path in [clone / name, *(clone / name).rglob("*")]:  # outputs older than inputs, at random
+            when = dates.uniform(1e9, 1.7e9)
+            os.utime(path, (when, when))
+    assert stale() == planned() == set()
+
+    original = library.read_text()
+    library.write_text(original + "# an edit\n")
+    assert stale() == {f"split@{name}" for name in experiments}
+    assert planned() == {f"{stage}@{name}" for stage in ("split", "train", "evaluate", "report") for name in experiments} | {"report_index"}
+    library.write_text(original)  # the recorded content again, under a new date
+    assert stale() == planned() == set()
+
+
+def test_a_stage_that_dvc_reran_is_not_rerun_by_snakemake(clone, dvc, edit_params, snakemake):
+    """Snakemake's own record of the params it ran with (now out of date) reruns nothing: profiles/default."""
+    edit_params(clone, lambda p: p["data"]["facades"].update(seed=1))
+    dvc("repro", "--single-item", "download_facades", cwd=clone)
+    assert set(json.loads(dvc("status", "--json", cwd=clone).stdout)) == {"combine@facades"}
+    assert set(job_blocks(snakemake("-n", cwd=clone))) == {
+        "combine@facades", "split@facades", "train@facades", "evaluate@facades", "report@facades", "report_index", "all",
+    }  # fmt: skip
+    edit_params(clone, lambda p: p["data"]["facades"].update(seed=0))
+    dvc("repro", "--single-item", "download_facades", cwd=clone)  # the recorded data again
+    assert "Nothing to be done" in snakemake("-n", cwd=clone) and "up to date" in dvc("status", cwd=clone).stdout
 
 
 def _train_process(parent: psutil.Process) -> psutil.Process | None:

@@ -72,3 +72,35 @@ def test_a_run_folder_is_kept_only_for_a_retry_of_the_same_work(tmp_path, monkey
     assert graph_module._resume_or_restart(stage, "work a") == stamp and (folder / "checkpoint.pt").exists()
     graph_module._resume_or_restart(stage, "work b")
     assert not folder.exists()
+
+
+def test_a_stage_reruns_when_dvc_finds_it_or_one_upstream_stale(tmp_path, monkeypatch, workflow_module):
+    """The stamps of workflow/graph.py: new for what `dvc status` lists and what depends on it, else dated 1970."""
+    from snakemake.io import is_flagged
+
+    graph_module = workflow_module("graph")
+    monkeypatch.chdir(tmp_path)
+    stage = graph_module.Stage
+    graph = graph_module.Graph([
+        stage("download", "cmd", ("lib.py",), (), ("data/raw",)),
+        stage("split", "cmd", ("data/raw/photos", "lib.py"), (), ("data/split",)),
+        stage("train", "cmd", ("data/split", "lib.py"), (), ("models/x",), {"resumable": "generator.pt"}),
+        stage("evaluate", "cmd", ("models/x",), (), ("results/x",)),
+        stage("other", "cmd", ("lib.py",), (), ("models/y",)),
+    ])  # fmt: skip
+    inputs = graph.inputs(graph.stages["evaluate"])
+    assert inputs == ["models/x/generator.pt", ".snakemake/dvc/evaluate"]
+    assert is_flagged(inputs[0], "ancient") and not is_flagged(inputs[1], "ancient")  # dates of deps rerun nothing
+    assert not any(is_flagged(path, "ancient") for path in graph.inputs(graph.stages["evaluate"], rerun=True))
+    assert graph.downstream({"split"}) == {"split", "train", "evaluate"}
+
+    def renewed(stale) -> set[str]:
+        rerun = graph.mark(stale)
+        assert rerun == {name for name in graph.stages if (tmp_path / ".snakemake" / "dvc" / name).stat().st_mtime > 0}
+        return rerun
+
+    status = {"split": [{"changed deps": {"lib.py": "modified"}}], "data.dvc": [{"changed outs": {"data": "modified"}}]}
+    assert renewed(status) == {"split", "train", "evaluate"}
+    stamp = (tmp_path / ".snakemake" / "dvc" / "split").read_text()
+    assert renewed(status) == {"split", "train", "evaluate"} and (tmp_path / ".snakemake" / "dvc" / "split").read_text() != stamp
+    assert renewed({}) == set()
