@@ -20,11 +20,13 @@ def test_full_repro_leaves_nothing_stale(clone, dvc):
 
 
 def test_lab_conversion_edit_reruns_colorization_only(clone, dvc):
-    with (clone / "pix2pix" / "color.py").open("a") as file:
-        file.write("# edited\n")
+    """A real change of the conversion (ab scaled by 1.1 more): the colorization model and its scores
+    change, so its report reruns through its new inputs; nothing of the RGB experiments reruns."""
+    color = clone / "pix2pix" / "color.py"
+    color.write_text(color.read_text().replace("AB_SCALE = 110.0", "AB_SCALE = 121.0"))
     assert stale(dvc, clone) == {"train@colorization", "evaluate@colorization"}
     ran = set(re.findall(r"Running stage '([^']+)'", dvc("repro", cwd=clone).stdout))
-    assert {"train@colorization", "evaluate@colorization", "report@colorization"} <= ran  # the report: through its new inputs
+    assert {"train@colorization", "evaluate@colorization", "report@colorization"} <= ran
     assert not {name for name in ran if not name.endswith("@colorization") and name != "report_index"}, ran
 
 
