@@ -16,7 +16,8 @@ VENV_BIN = Path(sys.executable).parent
 
 def _run(cmd: list[str], cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
     """A tool of the virtual environment, with its bin first on PATH; it must succeed."""
-    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", "COLUMNS": "200"}
+    # PYTHONPATH: the stages run the code of the folder they run in (a clone's edits), not the installed checkout's
+    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(cwd), "COLUMNS": "200"}
     env.pop("MLFLOW_TRACKING_URI", None)
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"{cmd} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
