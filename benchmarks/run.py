@@ -447,9 +447,7 @@ def item_quality(plan: Plan, ref: Reference | None, tmp: Path) -> dict:
     dropout masks each draws) differ.
     """
     run_process(stage("download", "synthetic-facades", "--count", 100, "--size", 64, "--output_dir", tmp / "raw"))
-    facades = tmp / "raw" / "synthetic-facades"
-    run_process(stage("combine", "--a_dir", facades / "photos", "--b_dir", facades / "labels", "--output_dir", tmp / "pairs"))
-    run_process(stage("split", "--input_dir", tmp / "pairs", "--output_dir", tmp / "split"))
+    run_process(stage("split", "--input_dir", tmp / "raw" / "synthetic-facades", "--output_dir", tmp / "split"))
     config = TrainConfig(direction="BtoA", load_size=72, crop_size=64, device="cpu")
     dataset = TrainingSet(list_images(tmp / "split" / "train"), config.task, config.load_size, config.crop_size)
     val_paths = list_images(tmp / "split" / "val")

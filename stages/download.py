@@ -1,4 +1,4 @@
-"""Stage ``download``: the pix2pix datasets, any archive URL, or a built-in offline dataset."""
+"""Stage ``download``: a dataset from a built-in generator, a pix2pix download, an archive URL or a folder."""
 
 from __future__ import annotations
 
@@ -16,13 +16,19 @@ from .params import ParamsFile, ParamsSection
 
 app = stage_app("Download a dataset, or generate a built-in one offline.")
 
-BUILTIN = ("synthetic-facades", "sample-photos")
-
 
 class DownloadOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: Annotated[str | None, Flags("Data"), Field(description="Fetch this http(s):// or file:// .tar.gz / .tgz / .zip instead.")] = None
+    source: Annotated[
+        str | None,
+        Flags("Data", "--url"),
+        Field(
+            description="Where the data comes from: synthetic-facades or sample-photos (built in, offline); facades, cityscapes, maps, "
+            "edges2shoes, edges2handbags or night2day (the pix2pix datasets); an http(s):// or file:// .tar.gz / .tgz / .zip; "
+            "or a local folder of images (copied; sub-folders such as train/val/test kept) \\[default: NAME]."
+        ),
+    ] = None
     sha256: Annotated[
         str | None, Flags("Data"), Field(pattern="^[0-9a-fA-F]{64}$", description="Expected sha256 of the archive \\[default: the one recorded by the first download].")
     ] = None
@@ -39,8 +45,8 @@ def download(
     name: Annotated[
         str,
         typer.Argument(
-            help="facades, cityscapes, maps, edges2shoes, edges2handbags, night2day; synthetic-facades or "
-            "sample-photos (built in, no network); or any folder name with --url.",
+            help="The dataset's folder, OUTPUT_DIR/NAME; also its source when --source is not given "
+            "(facades, cityscapes, maps, edges2shoes, edges2handbags, night2day, synthetic-facades, sample-photos).",
             show_default=False,
         ),
     ],
@@ -51,7 +57,7 @@ def download(
     params_file: ParamsFile = None,
     section: ParamsSection = None,
 ) -> None:
-    """Fetch a dataset into OUTPUT_DIR/NAME, safely, once.
+    """Fill OUTPUT_DIR/NAME from a source, safely, once.
 
     Downloads resume after an interruption (HTTP Range) and are retried with backoff.
 
@@ -61,35 +67,47 @@ def download(
 
     A complete, verified dataset is not fetched again.
 
-    [bold]synthetic-facades[/] draws CMP-style facades: labels/ and photos/ with matching names.
+    [bold]synthetic-facades[/] draws CMP-style facades as A|B pairs (A = photo, B = labels), laid out like the real facades.
 
     [bold]sample-photos[/] crops the colour photos that ship with scikit-image and scikit-learn.
     """
     from pix2pix.errors import UserError
+    from pix2pix.prep.download import check_dataset_name
+    from pix2pix.prep.sources import BUILTIN, parse_source
 
     from .progress import progress_bar
 
-    url, sha256, count, size, seed = options.url, options.sha256, options.count, options.size, options.seed
-    if name in BUILTIN:
-        if url or sha256:
-            raise UserError(f"{name} is built in: --url and --sha256 do not apply")
+    source = parse_source(options.source or name)
+    built = {"count": options.count, "size": options.size, "seed": options.seed}
+    if source.kind != "builtin" and any(value is not None for value in built.values()):
+        raise UserError(f"--count, --size and --seed only apply to {' and '.join(BUILTIN)}, not to source {source.value!r}")
+    if source.kind in ("builtin", "folder") and options.sha256:
+        raise UserError(f"--sha256 applies to downloaded archives, not to source {source.value!r}")
+    check_dataset_name(name)
+    target = output_dir / name
+
+    if source.kind == "builtin":
         from pix2pix.prep.samples import write_sample_photos
         from pix2pix.prep.synthetic import write_synthetic_facades
 
-        write = write_synthetic_facades if name == "synthetic-facades" else write_sample_photos
-        options = {"count": count, "size": size, "seed": seed}
+        write = write_synthetic_facades if source.value == "synthetic-facades" else write_sample_photos
         with progress_bar(name) as update:
-            target = write(output_dir, progress=update, **{key: value for key, value in options.items() if value is not None})
-        typer.echo(f"{name}: wrote {target}")
+            write(target, progress=update, **{key: value for key, value in built.items() if value is not None})
+        typer.echo(f"{name}: wrote {target} ({source.value})")
         return
-    if count is not None or size is not None or seed is not None:
-        raise UserError(f"--count, --size and --seed only apply to {' and '.join(BUILTIN)}")
+    if source.kind == "folder":
+        from pix2pix.prep.sources import copy_folder
 
-    from pix2pix.prep.download import download_dataset
+        copied = copy_folder(Path(source.value), target)
+        typer.echo(f"{name}: copied {copied} images from {source.value} to {target}")
+        return
 
+    from pix2pix.prep.download import dataset_url, download_dataset
+
+    url = source.value if source.kind == "url" else dataset_url(source.value)
     with progress_bar(name, transfer=True) as update:
         result = download_dataset(
-            name, output_dir, url=url, sha256=sha256, retries=options.retries, progress=update,
+            name, output_dir, url=url, sha256=options.sha256, retries=options.retries, progress=update,
             log=lambda message: typer.echo(f"{name}: {message}", err=True),
         )  # fmt: skip
     state = "downloaded and unpacked" if result.fetched else "already complete and verified:"

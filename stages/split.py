@@ -58,6 +58,8 @@ def split(
 
     Counts follow the reference: int(TRAIN_FRAC*N) train, int(TEST_FRAC*N) test, the rest val.
 
+    An INPUT_DIR that comes split (train/, val/, test/ folders, like the pix2pix datasets) keeps its own splits.
+
     Unlike the reference, files are copied (or linked), never moved.
     """
     from pix2pix.prep.split import split_folder
@@ -68,11 +70,13 @@ def split(
     )  # fmt: skip
     counts = ", ".join(f"{name} {count}" for name, count in result.counts.items())
     how = "linked" if result.linked else "copied"
-    groups = f" in {result.groups} groups" if options.group_by else ""
-    typer.echo(f"{how} {sum(result.counts.values())} images{groups} into {output_dir}: {counts}")
+    groups = f" in {result.groups} groups" if options.group_by and not result.kept else ""
+    kept = " (the input's own splits; the fractions, seed and groups do not apply)" if result.kept else ""
+    typer.echo(f"{how} {sum(result.counts.values())} images{groups} into {output_dir}: {counts}{kept}")
     for name, count in result.counts.items():
         if count == 0:
-            typer.echo(f"warning: split {name!r} is empty; use more images or a larger --{name}_frac", err=True)
+            hint = f"the input has no {name}/ folder" if result.kept else f"use more images or a larger --{name}_frac"
+            typer.echo(f"warning: split {name!r} is empty; {hint}", err=True)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,12 @@ def dataset_url(name: str) -> str:
     return URL_TEMPLATE.format(name=name)
 
 
+def check_dataset_name(name: str) -> None:
+    """A dataset's folder name must stay inside the output folder."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise UserError(f"{name!r}: a dataset name is a plain folder name (letters, digits, '.', '_', '-')")
+
+
 def archive_suffix(url: str) -> str:
     """The archive type of a URL, which must be http(s) or file and end in .tar.gz, .tgz or .zip."""
     parsed = urllib.parse.urlparse(url)
@@ -83,8 +89,7 @@ def download_dataset(
     log: Callable[[str], None] | None = None,
 ) -> DownloadResult:
     """Make ``output_dir/name`` hold the unpacked dataset, downloading only when needed."""
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        raise UserError(f"{name!r}: a dataset name is a plain folder name (letters, digits, '.', '_', '-')")
+    check_dataset_name(name)
     url = url or dataset_url(name)
     suffix = archive_suffix(url)
     if sha256 is not None:

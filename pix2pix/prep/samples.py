@@ -18,7 +18,6 @@ from pix2pix.data.images import encode_png, open_rgb
 from pix2pix.errors import UserError
 from pix2pix.files import atomic_directory
 
-DATASET = "sample-photos"
 
 # (package, folder inside it, file, fraction of the shorter side around the centre worth cropping).
 # Left out: motorcycle_right (a near copy of motorcycle_left) and the gray, synthetic or drawn images.
@@ -64,19 +63,19 @@ def random_crop(photo: Image.Image, rng: np.random.Generator, size: int, region:
 
 
 def write_sample_photos(
-    output_dir: Path,
+    target: Path,
     *,
     count: int = 200,
     size: int = 256,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
-    """Write ``count`` crops as ``output_dir/sample-photos/<photo>_<k>.png``, taking photos in turn."""
+    """Write ``count`` crops as ``target/<photo>_<k>.png``, taking photos in turn."""
     if count < 1 or size < 8:
         raise UserError(f"--count must be at least 1 and --size at least 8 (got {count}, {size})")
     sources = source_photos()
     photos = [(path.stem, open_rgb(path), region) for path, region in sources]
-    target = Path(output_dir) / DATASET
+    target = Path(target)
     with atomic_directory(target) as staging:
         for index in range(count):
             stem, photo, region = photos[index % len(photos)]

@@ -30,6 +30,7 @@ class SplitResult:
     counts: dict[str, int]
     groups: int
     linked: bool
+    kept: bool = False  # the input's own train/val/test folders, not shares of a shuffle
 
 
 def split_fractions(train: float, val: float | None, test: float) -> dict[str, float]:
@@ -100,10 +101,16 @@ def split_folder(
     group_by: str | None = None,
     link: bool = False,
 ) -> SplitResult:
-    """Write ``output_dir/{train,val,test}/`` (the splits with a non-zero fraction) atomically."""
+    """Write ``output_dir/{train,val,test}/`` (the splits with a non-zero fraction) atomically.
+
+    An input that comes split (a ``train`` folder, like the pix2pix datasets' archives) keeps its
+    own train/val/test: the fractions, seed and groups do not apply.
+    """
     fractions = split_fractions(train_frac, val_frac, test_frac)
-    files = list_images(input_dir)
     check_output_separate(Path(output_dir), [Path(input_dir)])
+    if (Path(input_dir) / "train").is_dir():
+        return _keep_splits(Path(input_dir), Path(output_dir), link)
+    files = list_images(input_dir)
     groups = group_names([path.name for path in files], group_by)
     assignment = assign_splits(groups, fractions, seed)
     counts = {name: 0 for name in SPLITS if fractions[name] > 0}
@@ -116,6 +123,20 @@ def split_folder(
             linked = _place(path, staging / split / path.name, linked)
             counts[split] += 1
     return SplitResult(counts=counts, groups=len(groups), linked=linked)
+
+
+def _keep_splits(input_dir: Path, output_dir: Path, link: bool) -> SplitResult:
+    folders = {name: input_dir / name for name in SPLITS if (input_dir / name).is_dir()}
+    files = {name: list_images(folder) for name, folder in folders.items()}  # an empty one is an error, as in the shuffle
+    counts = {name: 0 for name in SPLITS}
+    linked = link
+    with atomic_directory(output_dir) as staging:
+        for name, paths in files.items():
+            (staging / name).mkdir()
+            for path in paths:
+                linked = _place(path, staging / name / path.name, linked)
+            counts[name] = len(paths)
+    return SplitResult(counts=counts, groups=sum(counts.values()), linked=linked, kept=True)
 
 
 def _place(source: Path, target: Path, link: bool) -> bool:

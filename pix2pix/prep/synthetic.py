@@ -18,7 +18,7 @@ from pix2pix.data.images import encode_png
 from pix2pix.errors import UserError
 from pix2pix.files import atomic_directory
 
-DATASET = "synthetic-facades"
+from .imageops import combine
 
 # CMP facade base classes in label-id order (id = index + 1), coloured like the CMP label images
 # (the jet colour map over the 12 ids).
@@ -283,32 +283,29 @@ def facade_pair(seed: int, index: int, size: int = 256) -> tuple[Image.Image, Im
 
 
 def write_synthetic_facades(
-    output_dir: Path,
+    target: Path,
     *,
     count: int = 400,
     size: int = 256,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
-    """Write ``output_dir/synthetic-facades/{labels,photos}/cmp_NNNN.png`` (and ``classes.txt``) atomically.
+    """Write ``target/cmp_NNNN.png`` A|B pairs (and ``classes.txt``) atomically.
 
-    Pair them with ``combine --a_dir .../photos --b_dir .../labels`` (A = photo, B = labels, as in
-    the reference's facades; train BtoA for labels -> photo).
+    Laid out like the real CMP facades (A = photo, B = labels; train BtoA for labels -> photo), so
+    either one feeds the same pipeline. Unlike the real archive it has no train/val/test folders:
+    ``split`` divides it.
     """
     if count < 1:
         raise UserError(f"--count must be at least 1, got {count}")
-    target = Path(output_dir) / DATASET
+    target = Path(target)
     with atomic_directory(target) as staging:
-        (staging / "labels").mkdir()
-        (staging / "photos").mkdir()
         (staging / "classes.txt").write_text(
             "".join(f"{i + 1} {name} {r} {g} {b}\n" for i, (name, (r, g, b)) in enumerate(zip(CLASSES, PALETTE.tolist())))
         )
         for index in range(count):
             label, photo = facade_pair(seed, index, size)
-            name = f"cmp_{index + 1:04d}.png"
-            for image, folder in ((label, "labels"), (photo, "photos")):
-                (staging / folder / name).write_bytes(encode_png(image))
+            (staging / f"cmp_{index + 1:04d}.png").write_bytes(encode_png(combine(photo, label)))
             if progress:
                 progress(index + 1, count)
     return target

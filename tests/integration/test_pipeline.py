@@ -7,19 +7,26 @@ Checks of params.yaml and dvc.yaml that need no run: tests/unit/test_workflow.py
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import io
 import json
 import re
+import shlex
 import shutil
 import sqlite3
+import tarfile
+import threading
 import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 CGAN = "digits-cgan"
 
 
 def ran_stages(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", output))
+    """The stages `dvc repro` ran, or restored from its run cache (a result it computed before)."""
+    return {ran or cached for ran, cached in re.findall(r"Running stage '([^']+)'|Stage '([^']+)' is cached", output)}
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
@@ -55,6 +62,33 @@ def test_full_repro_builds_every_output(clone, dvc, experiments):
         assert set(experiments) <= tracked
         keys = {key for (key,) in db.execute("select distinct key from metrics")}
         assert {"G_GAN", "G_L1", "D_real", "D_fake", "lr", "eval_l1", "eval_ssim"} <= keys
+
+
+def readme_commands(repo_root: Path, heading: str) -> list[list[str]]:
+    """The commands of the first bash block under ``heading`` in README.md, comments dropped."""
+    text = (repo_root / "README.md").read_text()
+    block = text[text.index(heading) :].split("```bash\n", 1)[1].split("```", 1)[0]
+    lines = (line.split(" #", 1)[0].strip() for line in block.splitlines())
+    return [shlex.split(line) for line in lines if line and not line.startswith("#")]
+
+
+def test_the_readmes_pipeline_commands_run_as_written(clone, dvc, repo_root):
+    """Every command of README's pipeline block, verbatim, at test scale (the workspace is restored after)."""
+    commands = readme_commands(repo_root, "## The pipeline")
+    assert ["dvc", "exp", "run", "-S", "++experiments.facades.train.lr=0.0001"] in commands
+    saved = {name: (clone / name).read_bytes() for name in ("params.yaml", "dvc.lock")}
+    for command in commands:
+        assert command[0] == "dvc", command
+        result = dvc(*command[1:], cwd=clone)
+        if command[1:3] == ["exp", "run"]:
+            assert "Running stage 'train@facades'" in result.stdout
+            assert "lr: 0.0001" in (clone / "params.yaml").read_text()
+        if command[1:3] == ["exp", "show"]:
+            assert "experiments.facades.train.lr" in result.stdout
+    for name, content in saved.items():
+        (clone / name).write_bytes(content)
+    dvc("checkout", "--force", cwd=clone)
+    assert "up to date" in dvc("status", cwd=clone).stdout
 
 
 def test_lr_edit_reruns_that_experiment_only(clone, dvc, edit_params):
@@ -107,3 +141,50 @@ def test_a_queued_experiment_logs_to_the_repositorys_store(clone, dvc):
         keys = {key for (key,) in db.execute("select distinct key from metrics where run_uuid = ?", (runs[0][0],))}
     assert {"G_L1", "eval_l1"} <= keys  # train and evaluate found the same run
     assert not list((clone / ".dvc").rglob("mlflow.db"))
+
+
+def facades_like_archive(folder: Path) -> Path:
+    """A small archive laid out like the real facades: facades/{train,val,test}/N.jpg, A|B pairs."""
+    from pix2pix.prep.imageops import combine
+    from pix2pix.prep.synthetic import facade_pair
+
+    counts = {"train": 6, "val": 2, "test": 3}
+    archive = folder / "facades.tar.gz"
+    folder.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "w:gz") as tar:
+        for split, count in counts.items():
+            for index in range(count):
+                label, photo = facade_pair(7, index + 10 * len(split), 32)
+                buffer = io.BytesIO()
+                combine(photo, label).save(buffer, format="JPEG", quality=95)
+                info = tarfile.TarInfo(f"facades/{split}/{index + 1}.jpg")
+                info.size = len(buffer.getvalue())
+                tar.addfile(info, io.BytesIO(buffer.getvalue()))
+    return archive
+
+
+def test_real_data_is_a_params_switch(clone, dvc, edit_params, tmp_path, monkeypatch):
+    """An archive like the real facades, served from 127.0.0.1, through `dvc repro`: only the facades chain
+    reruns, and the archive's own train/val/test are kept, not re-split."""
+    archive = facades_like_archive(tmp_path / "served")
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(archive.parent))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    for variable in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    url = f"http://127.0.0.1:{server.server_address[1]}/facades.tar.gz"
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    try:
+        edit_params(clone, lambda p: p["data"].update(facades={"source": url, "sha256": digest}))
+        stages = ran_stages(dvc("repro", cwd=clone).stdout)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert stages == {"download_facades", "split@facades", "train@facades", "evaluate@facades", "report@facades", "report_index"}
+    split = clone / "data" / "split" / "facades"
+    assert {name: sorted(p.name for p in (split / name).iterdir()) for name in ("train", "val", "test")} == {
+        "train": [f"{i}.jpg" for i in range(1, 7)], "val": ["1.jpg", "2.jpg"], "test": ["1.jpg", "2.jpg", "3.jpg"],
+    }  # fmt: skip
+    assert json.loads((clone / "results" / "facades" / "metrics.json").read_text())["count"] == 2
+    assert "up to date" in dvc("status", cwd=clone).stdout

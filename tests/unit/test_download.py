@@ -316,3 +316,55 @@ def test_extract_keeps_links_that_stay_inside(tmp_path):
     )
     extract_archive(archive, tmp_path / "out")
     assert (tmp_path / "out" / "b.png").is_symlink() and (tmp_path / "out" / "c.png").read_bytes() == png_bytes(0)
+
+
+# --- sources: what params.yaml's `source` may name ----------------------------------------------
+
+
+def test_the_source_fills_the_named_folder(server, tmp_path, run_cli):
+    """NAME is the folder; --source (alias --url) what fills it: an archive URL here."""
+    server.files["/facades.tar.gz"] = archive = dataset_archive()
+    digest = hashlib.sha256(archive).hexdigest()
+    result = run_cli(
+        "stages.download", "pairs", "--source", server.url + "/facades.tar.gz", "--sha256", digest, "-o", str(tmp_path)
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(str(p.relative_to(tmp_path / "pairs")) for p in (tmp_path / "pairs").rglob("*.png")) == [
+        "train/1.png", "train/2.png", "val/1.png",
+    ]  # fmt: skip
+
+
+def test_a_folder_source_is_copied_with_its_sub_folders(tmp_path, run_cli):
+    mine = tmp_path / "mine"
+    (mine / "train").mkdir(parents=True)
+    (mine / "train" / "a.png").write_bytes(png_bytes(1))
+    (mine / "b.jpg").write_bytes(b"not decoded here")
+    (mine / "notes.txt").write_text("not an image")
+    (mine / ".hidden.png").write_bytes(png_bytes(2))
+    result = run_cli("stages.download", "photos", "--source", str(mine), "-o", str(tmp_path / "raw"))
+    assert result.returncode == 0, result.stderr
+    assert "copied 2 images" in result.stdout
+    copied = tmp_path / "raw" / "photos"
+    assert sorted(str(p.relative_to(copied)) for p in copied.rglob("*") if p.is_file()) == ["b.jpg", "train/a.png"]
+    assert (copied / "train" / "a.png").read_bytes() == png_bytes(1)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["photos", "--source", "no-such-folder"], "source 'no-such-folder': not a built-in dataset (synthetic-facades, sample-photos)"),
+        (["photos", "--source", "sample-photos", "--sha256", "a" * 64], "--sha256 applies to downloaded archives"),
+        (["facades", "--count", "3"], "--count, --size and --seed only apply to synthetic-facades and sample-photos"),
+        (["../up", "--source", "sample-photos"], "plain folder name"),
+        (["x", "--source", "http://127.0.0.1:9/x.rar"], "not a .tar.gz, .tgz or .zip archive"),
+    ],
+)
+def test_sources_are_checked_before_anything_is_fetched_or_written(tmp_path, assert_user_error, run_cli, args, message):
+    assert_user_error(run_cli("stages.download", *args, "-o", str(tmp_path / "raw")), message)
+    assert not (tmp_path / "raw").exists()
+
+
+def test_a_builtin_source_writes_under_the_given_name(tmp_path, run_cli):
+    result = run_cli("stages.download", "facades", "--source", "synthetic-facades", "--count", "2", "--size", "32", "-o", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "facades").glob("*.png")) == ["cmp_0001.png", "cmp_0002.png"]

@@ -118,3 +118,23 @@ def test_split_stage(tmp_path, assert_user_error, run_cli):
 def test_group_pattern_sees_the_name_without_suffix():
     groups = group_names(["astronaut_001.png", "astronaut_002.jpg", "chelsea_001.png"], group_by=r"^(.+)_\d+$")
     assert groups == {"astronaut": ["astronaut_001.png", "astronaut_002.jpg"], "chelsea": ["chelsea_001.png"]}
+
+
+def test_an_input_that_comes_split_keeps_its_own_splits(tmp_path, run_cli):
+    """Like the pix2pix datasets' archives: train/, val/, test/ are kept, whatever the fractions say."""
+    source = tmp_path / "facades"
+    make_files(source / "train", ["1.jpg", "2.jpg", "3.jpg"])
+    make_files(source / "val", ["1.jpg"])
+    make_files(source / "test", ["1.jpg", "2.jpg"])
+    result = split_folder(source, tmp_path / "out", train_frac=0.5, seed=3, group_by=r"^(\d)")
+    assert result.kept and result.counts == {"train": 3, "val": 1, "test": 2}
+    assert layout(tmp_path / "out") == {"test": ["1.jpg", "2.jpg"], "train": ["1.jpg", "2.jpg", "3.jpg"], "val": ["1.jpg"]}
+    assert (tmp_path / "out" / "val" / "1.jpg").read_bytes() == (source / "val" / "1.jpg").read_bytes()
+
+    make_files(tmp_path / "no-val" / "train", ["1.jpg", "2.jpg"])
+    make_files(tmp_path / "no-val" / "test", ["3.jpg"])
+    result = run_cli("stages.split", "-i", str(tmp_path / "no-val"), "-o", str(tmp_path / "out2"))
+    assert result.returncode == 0, result.stderr
+    assert "train 2, val 0, test 1 (the input's own splits" in result.stdout
+    assert "split 'val' is empty; the input has no val/ folder" in result.stderr
+    assert layout(tmp_path / "out2") == {"test": ["3.jpg"], "train": ["1.jpg", "2.jpg"]}

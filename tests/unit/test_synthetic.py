@@ -31,17 +31,19 @@ def test_facades_are_deterministic_per_seed_and_index():
 
 
 def test_facade_layout_and_formats(tmp_path):
-    target = synthetic.write_synthetic_facades(tmp_path, count=3, size=48, seed=0)
-    assert target == tmp_path / "synthetic-facades"
+    """A|B pairs like the real CMP facades: A = photo, B = labels in the CMP palette."""
+    target = synthetic.write_synthetic_facades(tmp_path / "facades", count=3, size=48, seed=0)
+    assert target == tmp_path / "facades"
     names = [f"cmp_{i:04d}.png" for i in (1, 2, 3)]
-    assert sorted(p.name for p in (target / "labels").iterdir()) == names
-    assert sorted(p.name for p in (target / "photos").iterdir()) == names
+    assert sorted(p.name for p in target.glob("*.png")) == names
     assert len((target / "classes.txt").read_text().splitlines()) == 12
     palette = {tuple(colour) for colour in synthetic.PALETTE.tolist()}
-    for name in names:
-        label = Image.open(target / "labels" / name)
-        photo = Image.open(target / "photos" / name)
-        assert label.mode == photo.mode == "RGB" and label.size == photo.size == (48, 48)
+    for index, name in enumerate(names):
+        pair = Image.open(target / name)
+        assert pair.mode == "RGB" and pair.size == (96, 48)
+        label, photo = synthetic.facade_pair(0, index, 48)
+        assert np.array_equal(np.asarray(pair)[:, :48], np.asarray(photo))
+        assert np.array_equal(np.asarray(pair)[:, 48:], np.asarray(label))
         colours = {tuple(c) for c in np.asarray(label).reshape(-1, 3).tolist()}
         assert colours <= palette
         assert {tuple(synthetic.PALETTE[c].tolist()) for c in (synthetic.BACKGROUND, synthetic.FACADE, synthetic.WINDOW)} <= colours
@@ -50,9 +52,8 @@ def test_facade_layout_and_formats(tmp_path):
 def test_image_i_does_not_depend_on_the_count(tmp_path):
     few = synthetic.write_synthetic_facades(tmp_path / "few", count=2, size=40, seed=1)
     more = synthetic.write_synthetic_facades(tmp_path / "more", count=4, size=40, seed=1)
-    for folder in ("labels", "photos"):
-        for name in ("cmp_0001.png", "cmp_0002.png"):
-            assert (few / folder / name).read_bytes() == (more / folder / name).read_bytes()
+    for name in ("cmp_0001.png", "cmp_0002.png"):
+        assert (few / name).read_bytes() == (more / name).read_bytes()
 
 
 def test_photo_follows_the_labels():
@@ -97,7 +98,7 @@ def test_sample_photos_named_after_their_photo_and_deterministic(tmp_path):
 
 
 def test_sample_photo_crops_split_by_photo(tmp_path):
-    folder = samples.write_sample_photos(tmp_path, count=30, size=16, seed=0)
+    folder = samples.write_sample_photos(tmp_path / "photos", count=30, size=16, seed=0)
     split_folder(folder, tmp_path / "split", group_by=r"^(.*)_\d+", seed=0)
     train = {p.name.rsplit("_", 1)[0] for p in (tmp_path / "split" / "train").iterdir()}
     val = {p.name.rsplit("_", 1)[0] for p in (tmp_path / "split" / "val").iterdir()}
@@ -107,7 +108,7 @@ def test_sample_photo_crops_split_by_photo(tmp_path):
 def test_download_stage_builds_both_offline(tmp_path, run_cli):
     result = run_cli("stages.download", "synthetic-facades", "--count", "2", "--size", "48", "--output_dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    assert len(list((tmp_path / "synthetic-facades" / "photos").iterdir())) == 2
+    assert len(list((tmp_path / "synthetic-facades").glob("*.png"))) == 2
     result = run_cli("stages.download", "sample-photos", "--count", "3", "--size", "24", "--seed", "2", "--output-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert len(list((tmp_path / "sample-photos").iterdir())) == 3
@@ -115,7 +116,5 @@ def test_download_stage_builds_both_offline(tmp_path, run_cli):
 
 def test_download_stage_rejects_options_that_do_not_apply(tmp_path, assert_user_error, run_cli):
     assert_user_error(run_cli("stages.download", "facades", "--count", "3", "-o", str(tmp_path)), "--count")
-    assert_user_error(
-        run_cli("stages.download", "synthetic-facades", "--url", "http://127.0.0.1:9/x.zip", "-o", str(tmp_path)), "built in"
-    )
+    assert_user_error(run_cli("stages.download", "synthetic-facades", "--sha256", "a" * 64, "-o", str(tmp_path)), "--sha256 applies")
     assert list(tmp_path.iterdir()) == []
