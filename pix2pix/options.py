@@ -21,7 +21,13 @@ class Flags:
         self.panel, self.aliases = panel, aliases
 
 
-SEED_MAX = 2**32 - 1  # keeps seed * 1_000_003 + epoch inside torch's 64-bit seeds
+SEED_MAX = 2**32 - 1  # keeps epoch_seed inside torch's 64-bit seeds
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's shuffle and augmentation: a pure function of (seed, epoch), so a resumed
+    run draws what an uninterrupted one would."""
+    return seed * 1_000_003 + epoch
 
 Switch = Literal["auto", "on", "off"]
 

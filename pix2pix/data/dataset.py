@@ -24,6 +24,7 @@ from PIL import Image
 from pix2pix.data.images import open_rgb
 from pix2pix.errors import UserError
 from pix2pix.files import atomic_file
+from pix2pix.options import epoch_seed
 from pix2pix.task import Task
 
 
@@ -92,7 +93,7 @@ class TrainingSet:
 
     def epoch_plan(self, seed: int, epoch: int) -> EpochPlan:
         """Order, crop offsets and flips of one epoch, a pure function of (seed, epoch)."""
-        generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        generator = torch.Generator().manual_seed(epoch_seed(seed, epoch))
         n = len(self)
         order = torch.randperm(n, generator=generator)
         offsets = torch.randint(0, self.load_size - self.crop_size + 1, (n, 2), generator=generator)

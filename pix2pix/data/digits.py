@@ -12,6 +12,7 @@ import torch
 from torch.nn import functional as F
 
 from pix2pix.errors import UserError
+from pix2pix.options import epoch_seed
 
 IMAGE_SIZE = 32
 N_CLASSES = 10
@@ -34,7 +35,7 @@ class Digits:
 
     def epoch_order(self, seed: int, epoch: int) -> torch.Tensor:
         """The order of one epoch, a pure function of (seed, epoch), so a resumed run rebuilds it."""
-        return torch.randperm(len(self), generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+        return torch.randperm(len(self), generator=torch.Generator().manual_seed(epoch_seed(seed, epoch)))
 
     def batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Images in [-1, 1] as ``(B, 1, 32, 32)`` and their labels."""
