@@ -6,13 +6,14 @@ stage's ``meta: snakemake:``, which DVC ignores:
 
 - ``resources``: what the job asks the scheduler for (``gpu: 1`` becomes ``sbatch --gpus=1``).
 - ``torchrun: true``: given ``gpu: N`` > 1, the command runs as N DDP processes under torchrun.
-- ``resumable: FILE``: the stage's one out is a run folder that can resume, with FILE written last.
-  Snakemake deletes a job's outputs before it starts and after it fails, so the rule declares FILE
-  alone and the rest of the folder (checkpoint.pt) outlives a failed attempt for the retry. Work
-  that is not a retry of the same job (another command, params or inputs) starts from scratch.
+- ``resumable: FILE``: the stage's outs are the files of one run folder that can resume, FILE among
+  them, written last. Snakemake deletes a job's outputs before it starts and after it fails, so the
+  rule declares FILE alone and the folder's other files (checkpoint.pt) outlive a failed attempt for
+  the retry. Work that is not a retry of the same job (another command, params or inputs) starts
+  from an empty folder.
 
-An out is a folder unless its name has an extension. A dep inside another stage's out (a subfolder)
-is that out, as in DVC.
+An out is a folder unless its name has an extension; its DVC options (``push: false``) are DVC's
+alone. A dep inside another stage's out (a subfolder) is that out, as in DVC.
 
 What is stale is DVC's call (content hashes, params, command), not Snakemake's (mtimes, which a
 checkout or a touch changes without changing content): each rule has one more input, its stage's
@@ -25,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 import shlex
 import shutil
 import subprocess
@@ -61,15 +63,19 @@ class Stage:
 
     @property
     def resumable(self) -> str | None:
-        """The file Snakemake tracks in a resumable stage's run folder."""
+        """The one out Snakemake tracks of a resumable stage: its marker, in the run folder of all its outs."""
         marker = self.hints.get("resumable")
-        if marker and len(self.outs) != 1:
-            raise ValueError(f"stage {self.name}: a resumable stage has exactly one out (its run folder)")
-        return marker
+        if not marker:
+            return None
+        folders = {posixpath.dirname(out) for out in self.outs}
+        path = posixpath.join(min(folders), marker)
+        if len(folders) != 1 or path not in self.outs:
+            raise ValueError(f"stage {self.name}: a resumable stage's outs are files of one run folder, {marker} among them")
+        return path
 
     def tracked(self) -> list[str]:
         """What Snakemake checks and deletes for this stage's outs."""
-        return [f"{self.outs[0]}/{self.resumable}"] if self.resumable else list(self.outs)
+        return [self.resumable] if self.resumable else list(self.outs)
 
 
 class Graph:
@@ -77,13 +83,13 @@ class Graph:
 
     def __init__(self, stages: Iterable[Stage]):
         self.stages = {stage.name: stage for stage in stages}
-        self._tracked = {out: path for stage in self.stages.values() for out, path in zip(stage.outs, stage.tracked())}
+        self._tracked = {out: stage.resumable or out for stage in self.stages.values() for out in stage.outs}
         self._producers = {out: stage.name for stage in self.stages.values() for out in stage.outs}
 
     @property
     def targets(self) -> list[str]:
-        """Every out: what `snakemake` builds by default, like `dvc repro`."""
-        return list(self._tracked.values())
+        """What Snakemake tracks of every out: what `snakemake` builds by default, like `dvc repro`."""
+        return list(dict.fromkeys(self._tracked.values()))
 
     def inputs(self, stage: Stage, rerun: bool = False) -> list[str]:
         """The deps, each one that lies in an out replaced by what Snakemake tracks of that out, then the
@@ -240,7 +246,7 @@ def _resume_or_restart(stage: Stage, fingerprint: str) -> Path:
     """
     stamp = RESUME_DIR / stage.name
     if not (stamp.is_file() and stamp.read_text() == fingerprint):
-        shutil.rmtree(stage.outs[0], ignore_errors=True)
+        shutil.rmtree(posixpath.dirname(stage.resumable), ignore_errors=True)
         stamp.parent.mkdir(parents=True, exist_ok=True)
         stamp.write_text(fingerprint)
     return stamp

@@ -21,6 +21,8 @@ import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import yaml
+
 CGAN = "digits-cgan"
 
 
@@ -108,24 +110,36 @@ def test_blank_edit_reruns_blank_and_downstream(clone, dvc, edit_params):
     }  # fmt: skip
 
 
-def test_local_remote_push_then_pull_restores_identical_outputs(clone, tmp_path, dvc):
+def test_local_remote_push_then_pull_restores_identical_outputs(clone, tmp_path, dvc, experiments):
+    """Every output but the checkpoints (``push: false`` in dvc.yaml) goes to the remote; a pull with
+    --allow-missing restores the rest as it was, and `dvc repro --allow-missing` reruns nothing."""
     outputs = ["data", "models", "results", "reports"]
     before = {name: tree_digest(clone / name) for name in outputs}
-    dvc("remote", "add", "-d", "local", str(tmp_path / "remote"), cwd=clone)
+    remote = tmp_path / "remote"
+    dvc("remote", "add", "-d", "local", str(remote), cwd=clone)
     dvc("push", cwd=clone)
+    lock = yaml.safe_load((clone / "dvc.lock").read_text())["stages"]
+    md5 = {out["path"]: out["md5"] for stage in lock.values() for out in stage["outs"]}
+    stored = {"".join(path.relative_to(remote / "files" / "md5").parts) for path in (remote / "files" / "md5").rglob("*") if path.is_file()}
+    runs = {f"train@{name}": f"models/{name}" for name in experiments} | {f"cgan@{CGAN}": f"models/{CGAN}"}
+    assert set(md5.values()) - stored == {md5[f"{run}/checkpoint.pt"] for run in runs.values()}  # generator.pt, results, ... are there
+
     shutil.rmtree(clone / ".dvc" / "cache")
     for name in outputs:
         shutil.rmtree(clone / name)
-    dvc("pull", cwd=clone)
-    assert {name: tree_digest(clone / name) for name in outputs} == before
-    assert "up to date" in dvc("status", cwd=clone).stdout
-
-
+    dvc("pull", "--allow-missing", cwd=clone)
+    without_checkpoints = {name: {path: digest for path, digest in tree.items() if Path(path).name != "checkpoint.pt"} for name, tree in before.items()}
+    assert {name: tree_digest(clone / name) for name in outputs} == without_checkpoints
+    missing = json.loads(dvc("status", "--json", cwd=clone).stdout)
+    assert missing == {stage: [{"changed outs": {f"{run}/checkpoint.pt": "not in cache"}}] for stage, run in runs.items()}
+    assert ran_stages(dvc("repro", "--allow-missing", cwd=clone).stdout) == set()
 
 
 def test_a_queued_experiment_logs_to_the_repositorys_store(clone, dvc):
-    """DVC runs it in .dvc/tmp/exps and deletes that folder; its MLflow run stays in the repository's store."""
-    dvc("exp", "run", "--queue", "-S", "experiments.facades.train.lr=0.00015", "-n", "queued-lr", cwd=clone)
+    """DVC runs it in .dvc/tmp/exps and deletes that folder; its MLflow run stays in the repository's store.
+
+    The clone was pulled without checkpoints: --allow-missing keeps the other trainings from rerunning."""
+    dvc("exp", "run", "--queue", "--allow-missing", "-S", "experiments.facades.train.lr=0.00015", "-n", "queued-lr", cwd=clone)
     dvc("queue", "start", cwd=clone)
     deadline = time.monotonic() + 900
     while re.search(r"Queued|Running", status := dvc("queue", "status", cwd=clone).stdout):

@@ -1,5 +1,5 @@
 """The pipeline's definitions, checked without running it: params.yaml validation, dvc.yaml's lists of
-experiments, the Snakefile's config schema and its retry bookkeeping.
+experiments, what stays off the DVC remote, the Snakefile's config schema and its retry bookkeeping.
 
 The pipeline run for real: tests/integration/test_pipeline.py (DVC), test_snakemake.py, test_slurm.py.
 """
@@ -53,6 +53,27 @@ def test_report_index_plots_and_metrics_list_every_experiment_of_params(repo_roo
     assert pipeline["metrics"] == [*(f"results/{name}/metrics.json" for name in params["experiments"]), *(f"models/{name}/metrics.json" for name in params["cgan"])]
 
 
+def test_checkpoints_stay_off_the_remote_and_no_stage_reads_them(repo_root):
+    """checkpoint.pt (686 MB at 256 px) is not pushed, so a machine that pulled lacks it: a stage
+    that read it, or its whole run folder, would rerun after `dvc pull --allow-missing`."""
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
+
+    with Repo(str(repo_root)) as repo:
+        stages = list(repo.index.stages)
+    runs = [stage for stage in stages if stage.name.partition("@")[0] in ("train", "cgan")]
+    checkpoints = set()
+    for stage in runs:
+        unpushed = [out.def_path for out in stage.outs if not out.can_push]
+        assert [path.rpartition("/")[2] for path in unpushed] == ["checkpoint.pt"], stage.name
+        checkpoints |= set(unpushed)
+    assert runs and len(checkpoints) == len(runs)
+    folders = {path.rpartition("/")[0] for path in checkpoints}
+    for stage in stages:
+        deps = {dep.def_path for dep in stage.deps if not isinstance(dep, ParamsDependency)}
+        assert not deps & (folders | checkpoints), f"{stage.name}: name the files of the run folder it reads"
+
+
 def test_committed_schema_is_the_generated_one(repo_root, workflow_module):
     committed = json.loads((repo_root / "workflow" / "schemas" / "params.schema.json").read_text())
     assert committed == workflow_module("schema").params_schema(), "run: python -m workflow.schema > workflow/schemas/params.schema.json"
@@ -61,7 +82,7 @@ def test_committed_schema_is_the_generated_one(repo_root, workflow_module):
 def test_a_run_folder_is_kept_only_for_a_retry_of_the_same_work(tmp_path, monkeypatch, workflow_module):
     graph_module = workflow_module("graph")
     monkeypatch.chdir(tmp_path)
-    stage = graph_module.Stage("train@x", "cmd", (), (), ("models/x",), {"resumable": "generator.pt"})
+    stage = graph_module.Stage("train@x", "cmd", (), (), ("models/x/generator.pt", "models/x/checkpoint.pt"), {"resumable": "generator.pt"})
     folder = tmp_path / "models" / "x"
     folder.mkdir(parents=True)
     (folder / "checkpoint.pt").write_text("finished work")
@@ -72,6 +93,8 @@ def test_a_run_folder_is_kept_only_for_a_retry_of_the_same_work(tmp_path, monkey
     assert graph_module._resume_or_restart(stage, "work a") == stamp and (folder / "checkpoint.pt").exists()
     graph_module._resume_or_restart(stage, "work b")
     assert not folder.exists()
+    with pytest.raises(ValueError, match="files of one run folder"):
+        graph_module.Stage("train@y", "cmd", (), (), ("models/y/generator.pt", "models/y/samples/a.png"), {"resumable": "generator.pt"}).tracked()
 
 
 def test_a_stage_reruns_when_dvc_finds_it_or_one_upstream_stale(tmp_path, monkeypatch, workflow_module):
@@ -84,12 +107,13 @@ def test_a_stage_reruns_when_dvc_finds_it_or_one_upstream_stale(tmp_path, monkey
     graph = graph_module.Graph([
         stage("download", "cmd", ("lib.py",), (), ("data/raw",)),
         stage("split", "cmd", ("data/raw/photos", "lib.py"), (), ("data/split",)),
-        stage("train", "cmd", ("data/split", "lib.py"), (), ("models/x",), {"resumable": "generator.pt"}),
-        stage("evaluate", "cmd", ("models/x",), (), ("results/x",)),
+        stage("train", "cmd", ("data/split", "lib.py"), (), ("models/x/generator.pt", "models/x/losses.csv", "models/x/checkpoint.pt"), {"resumable": "generator.pt"}),
+        stage("evaluate", "cmd", ("models/x/losses.csv",), (), ("results/x",)),
         stage("other", "cmd", ("lib.py",), (), ("models/y",)),
     ])  # fmt: skip
     inputs = graph.inputs(graph.stages["evaluate"])
-    assert inputs == ["models/x/generator.pt", ".snakemake/dvc/evaluate"]
+    assert inputs == ["models/x/generator.pt", ".snakemake/dvc/evaluate"]  # a run folder's file: Snakemake knows its marker only
+    assert graph.targets.count("models/x/generator.pt") == 1 and "models/x/checkpoint.pt" not in graph.targets
     assert is_flagged(inputs[0], "ancient") and not is_flagged(inputs[1], "ancient")  # dates of deps rerun nothing
     assert not any(is_flagged(path, "ancient") for path in graph.inputs(graph.stages["evaluate"], rerun=True))
     assert graph.downstream({"split"}) == {"split", "train", "evaluate"}
