@@ -110,6 +110,53 @@ def test_blank_edit_reruns_blank_and_downstream(clone, dvc, edit_params):
     }  # fmt: skip
 
 
+def facades_like_archive(folder: Path) -> Path:
+    """A small archive laid out like the real facades: facades/{train,val,test}/N.jpg, A|B pairs."""
+    from pix2pix.prep.imageops import combine
+    from pix2pix.prep.synthetic import facade_pair
+
+    counts = {"train": 6, "val": 2, "test": 3}
+    archive = folder / "facades.tar.gz"
+    folder.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "w:gz") as tar:
+        for split, count in counts.items():
+            for index in range(count):
+                label, photo = facade_pair(7, index + 10 * len(split), 32)
+                buffer = io.BytesIO()
+                combine(photo, label).save(buffer, format="JPEG", quality=95)
+                info = tarfile.TarInfo(f"facades/{split}/{index + 1}.jpg")
+                info.size = len(buffer.getvalue())
+                tar.addfile(info, io.BytesIO(buffer.getvalue()))
+    return archive
+
+
+def test_real_data_is_a_params_switch(clone, dvc, edit_params, tmp_path, monkeypatch):
+    """An archive like the real facades, served from 127.0.0.1, through `dvc repro`: only the facades chain
+    reruns, and the archive's own train/val/test are kept, not re-split."""
+    archive = facades_like_archive(tmp_path / "served")
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(archive.parent))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    for variable in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    url = f"http://127.0.0.1:{server.server_address[1]}/facades.tar.gz"
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    try:
+        edit_params(clone, lambda p: p["data"].update(facades={"source": url, "sha256": digest}))
+        stages = ran_stages(dvc("repro", cwd=clone).stdout)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert stages == {"download_facades", "split@facades", "train@facades", "evaluate@facades", "report@facades", "report_index"}
+    split = clone / "data" / "split" / "facades"
+    assert {name: sorted(p.name for p in (split / name).iterdir()) for name in ("train", "val", "test")} == {
+        "train": [f"{i}.jpg" for i in range(1, 7)], "val": ["1.jpg", "2.jpg"], "test": ["1.jpg", "2.jpg", "3.jpg"],
+    }  # fmt: skip
+    assert json.loads((clone / "results" / "facades" / "metrics.json").read_text())["count"] == 2
+    assert "up to date" in dvc("status", cwd=clone).stdout
+
+
 def test_local_remote_push_then_pull_restores_identical_outputs(clone, tmp_path, dvc, experiments):
     """Every output but the checkpoints (``push: false`` in dvc.yaml) goes to the remote; a pull with
     --allow-missing restores the rest as it was, and `dvc repro --allow-missing` reruns nothing."""
@@ -156,49 +203,3 @@ def test_a_queued_experiment_logs_to_the_repositorys_store(clone, dvc):
     assert {"G_L1", "eval_l1"} <= keys  # train and evaluate found the same run
     assert not list((clone / ".dvc").rglob("mlflow.db"))
 
-
-def facades_like_archive(folder: Path) -> Path:
-    """A small archive laid out like the real facades: facades/{train,val,test}/N.jpg, A|B pairs."""
-    from pix2pix.prep.imageops import combine
-    from pix2pix.prep.synthetic import facade_pair
-
-    counts = {"train": 6, "val": 2, "test": 3}
-    archive = folder / "facades.tar.gz"
-    folder.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive, "w:gz") as tar:
-        for split, count in counts.items():
-            for index in range(count):
-                label, photo = facade_pair(7, index + 10 * len(split), 32)
-                buffer = io.BytesIO()
-                combine(photo, label).save(buffer, format="JPEG", quality=95)
-                info = tarfile.TarInfo(f"facades/{split}/{index + 1}.jpg")
-                info.size = len(buffer.getvalue())
-                tar.addfile(info, io.BytesIO(buffer.getvalue()))
-    return archive
-
-
-def test_real_data_is_a_params_switch(clone, dvc, edit_params, tmp_path, monkeypatch):
-    """An archive like the real facades, served from 127.0.0.1, through `dvc repro`: only the facades chain
-    reruns, and the archive's own train/val/test are kept, not re-split."""
-    archive = facades_like_archive(tmp_path / "served")
-    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(archive.parent))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    for variable in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("no_proxy", "127.0.0.1")
-    url = f"http://127.0.0.1:{server.server_address[1]}/facades.tar.gz"
-    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
-    try:
-        edit_params(clone, lambda p: p["data"].update(facades={"source": url, "sha256": digest}))
-        stages = ran_stages(dvc("repro", cwd=clone).stdout)
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert stages == {"download_facades", "split@facades", "train@facades", "evaluate@facades", "report@facades", "report_index"}
-    split = clone / "data" / "split" / "facades"
-    assert {name: sorted(p.name for p in (split / name).iterdir()) for name in ("train", "val", "test")} == {
-        "train": [f"{i}.jpg" for i in range(1, 7)], "val": ["1.jpg", "2.jpg"], "test": ["1.jpg", "2.jpg", "3.jpg"],
-    }  # fmt: skip
-    assert json.loads((clone / "results" / "facades" / "metrics.json").read_text())["count"] == 2
-    assert "up to date" in dvc("status", cwd=clone).stdout
