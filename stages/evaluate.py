@@ -35,7 +35,7 @@ class EvaluateOptions(InferenceOptions):
 def evaluate(
     input_dir: Annotated[Path, typer.Option("--input-dir", "-i", help="Folder of A|B images (or colour photos for a colorization model).", rich_help_panel="Paths")],
     checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="Run folder written by `pix2pix train`, or a generator.pt / checkpoint.pt file.", rich_help_panel="Paths")],
-    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Results folder (replaced as a whole when done).", rich_help_panel="Paths")],
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Results folder (replaced as a whole when done; an existing one only if pix2pix wrote it).", rich_help_panel="Paths")],
     options: EvaluateOptions,
     params_file: ParamsFile = None,
     section: ParamsSection = None,

@@ -24,7 +24,12 @@ from PIL import Image
 
 from pix2pix.data.images import IMAGE_SUFFIXES, encode_image, list_images, open_rgb
 from pix2pix.errors import UserError
-from pix2pix.files import atomic_directory, atomic_write_text, check_output_separate, check_unique_outputs
+from pix2pix.files import (
+    atomic_directory,
+    atomic_write_text,
+    check_output_separate,
+    check_unique_outputs,
+)
 
 # name -> (PIL format, file suffix, save options)
 FORMATS: dict[str, tuple[str, str, dict]] = {
