@@ -35,19 +35,23 @@ class EvaluateOptions(InferenceOptions):
 def evaluate(
     input_dir: Annotated[Path, typer.Option("--input-dir", "-i", help="Folder of A|B images (or colour photos for a colorization model).", rich_help_panel="Paths")],
     checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="Run folder written by `pix2pix train`, or a generator.pt / checkpoint.pt file.", rich_help_panel="Paths")],
-    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Results folder (replaced as a whole when done).", rich_help_panel="Paths")],
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Results folder (replaced as a whole when done; an existing one only if pix2pix wrote it).", rich_help_panel="Paths")],
     options: EvaluateOptions,
     params_file: ParamsFile = None,
     section: ParamsSection = None,
 ) -> None:
     """Translate every image in INPUT_DIR and compute L1, PSNR, SSIM (and CIEDE2000 for colorization)."""
     from pix2pix.data.images import list_images
-    from pix2pix.files import atomic_directory
+    from pix2pix.files import atomic_directory, check_output_separate
     from pix2pix.infer.evaluate import evaluate as evaluate_model
+    from pix2pix.infer.evaluate import image_names
     from pix2pix.infer.load import generator_from_checkpoint
     from pix2pix.task import Task
 
+    run_dir = checkpoint if checkpoint.is_dir() else checkpoint.parent
+    check_output_separate(output_dir, [input_dir, run_dir])
     paths = list_images(input_dir)
+    image_names(paths)  # refuses two inputs with one output name before the model is loaded
     accel = options.acceleration()
     generator, config = generator_from_checkpoint(checkpoint, accel.device)
     task = Task(config["direction"], config["lab_colorization"])

@@ -55,7 +55,7 @@ OutputDir = Annotated[
     Path,
     typer.Option(
         "--output-dir", "-o",
-        help="Folder to write. It appears complete or not at all: an existing one is replaced only on success.",
+        help="Folder to write. It appears complete or not at all: an existing one is replaced only on success, and only if pix2pix wrote it.",
         show_default=False,
         rich_help_panel="Paths",
     ),

@@ -40,12 +40,13 @@ class TranslateOptions(InferenceOptions):
 def translate(
     checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="Run folder written by `pix2pix train` or `pix2pix import-checkpoint`, or a generator.pt / checkpoint.pt file.", rich_help_panel="Paths")],
     input_path: Annotated[Path, typer.Option("--input", "--input-dir", "-i", help="An image, or a folder of images (just inputs: no A|B pairs).", rich_help_panel="Paths")],
-    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Folder for OUT/NAME.png (created; each file is written atomically).", rich_help_panel="Paths")],
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Folder for OUT/NAME.png (created, or one pix2pix wrote; each file is written atomically).", rich_help_panel="Paths")],
     options: TranslateOptions,
 ) -> None:
     """Translate an image or a folder of images of any size and aspect ratio."""
     from pix2pix.data.images import list_images
-    from pix2pix.infer.translate import Translator, translate_files
+    from pix2pix.files import check_output_folder
+    from pix2pix.infer.translate import Translator, output_paths, translate_files
 
     if input_path.is_dir():
         paths = list_images(input_path)
@@ -53,6 +54,8 @@ def translate(
         paths = [input_path]
     else:
         raise fail(f"{input_path}: no such image or folder")
+    output_paths(paths, output_dir)  # refuses clashing names before the model is loaded
+    check_output_folder(output_dir)
     accel = options.acceleration()
     translator = Translator.from_checkpoint(
         checkpoint, accel.device, options.eval_mode, options.color_side, accel,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -20,7 +21,7 @@ from torch.nn import functional as F
 
 from pix2pix.data.dataset import load_eval_pair
 from pix2pix.data.images import save_image
-from pix2pix.files import atomic_write_text
+from pix2pix.files import atomic_write_text, check_unique_outputs
 from pix2pix.nn.device import Acceleration
 from pix2pix.nn.networks import replace_batch_norms
 from pix2pix.prep.imageops import default_workers
@@ -83,6 +84,14 @@ def set_eval_mode(generator: nn.Module, mode: str) -> None:
     generator.train(mode == "train")
 
 
+def image_names(paths: Sequence[Path]) -> list[str]:
+    """Each input's name in ``images/`` and ``metrics.csv``: its stem, with bytes that are not UTF-8 as ``\\xNN``
+    text (a CSV, a web page and DVC want text). Two inputs with one name (x.png, x.jpg) are refused."""
+    names = [os.fsencode(Path(path).stem).decode("utf-8", "backslashreplace") for path in paths]
+    check_unique_outputs((Path(path), f"images/{name}-*.png") for path, name in zip(paths, names))
+    return names
+
+
 def evaluate(
     generator: nn.Module,
     task: Task,
@@ -105,6 +114,7 @@ def evaluate(
     channels_last, compile, the CPU convolutions) defaults to fp32 on the generator's device,
     with the CPU convolutions on the CPU.
     """
+    names = image_names(paths)
     output_dir = Path(output_dir)
     images_dir = output_dir / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
@@ -141,11 +151,11 @@ def evaluate(
     # 102 on two); beside the CPU's own forward pass more threads neither help nor hurt
     writers = min(4, default_workers())
     with torch.inference_mode(), ThreadPoolExecutor(max_workers=writers) as writer:
-        for path in paths:
+        for path, name in zip(paths, names):
             network_input, _, target_rgb = load_eval_pair(Path(path), task, size)
             if pending and (len(pending) == batch_size or pending[0][1].shape != network_input.shape):
                 flush(writer)
-            pending.append((Path(path).stem, network_input, target_rgb))
+            pending.append((name, network_input, target_rgb))
         if pending:
             flush(writer)
     results = [row.result() for row in rows]

@@ -25,6 +25,7 @@ from torch.nn import functional as F
 
 from pix2pix.data.images import read_rgb, save_image
 from pix2pix.errors import UserError
+from pix2pix.files import claim_output_folder
 from pix2pix.infer.evaluate import run_generator, set_eval_mode
 from pix2pix.nn.device import Acceleration
 from pix2pix.task import Task
@@ -184,10 +185,11 @@ def translate_files(
 ) -> list[Path]:
     """Write ``OUT/NAME.png`` for every input (each file atomically); returns the written paths.
 
-    Images wait (a few batches' worth at most) for others of the same size to fill a batch.
+    ``OUT`` must be missing, empty or written by pix2pix (``claim_output_folder``). Images wait (a few batches' worth at most) for others of the same size to fill a batch.
     A bad input stops the run with a ``UserError`` naming it; files already written stay valid.
     """
     destinations = output_paths(paths, output_dir)
+    claim_output_folder(output_dir)
     torch.manual_seed(seed)  # test-time dropout (train mode) is then reproducible
     pending: dict[tuple[int, ...], list[tuple[Path, np.ndarray]]] = {}
 

@@ -7,8 +7,12 @@ interrupted run never leaves half a dataset behind.
 
 from __future__ import annotations
 
+import ctypes
 import functools
+import multiprocessing
 import os
+import signal
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -20,7 +24,12 @@ from PIL import Image
 
 from pix2pix.data.images import IMAGE_SUFFIXES, encode_image, list_images, open_rgb
 from pix2pix.errors import UserError
-from pix2pix.files import atomic_directory, atomic_write_text, check_output_separate
+from pix2pix.files import (
+    atomic_directory,
+    atomic_write_text,
+    check_output_separate,
+    check_unique_outputs,
+)
 
 # name -> (PIL format, file suffix, save options)
 FORMATS: dict[str, tuple[str, str, dict]] = {
@@ -32,6 +41,7 @@ FORMATS: dict[str, tuple[str, str, dict]] = {
 }
 
 SKIPPED_LIST = "skipped.txt"
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 # --- operations -------------------------------------------------------------------------------
@@ -199,7 +209,7 @@ def process_folder(
             result = _collect(map(task, jobs), len(jobs), skip_bad, progress)
         else:
             chunksize = max(1, min(16, len(jobs) // (workers * 8)))
-            pool = ProcessPoolExecutor(workers)
+            pool = _worker_pool(workers)
             try:
                 result = _collect(pool.map(task, jobs, chunksize=chunksize), len(jobs), skip_bad, progress)
             finally:
@@ -211,11 +221,32 @@ def process_folder(
 
 
 def _check_unique_names(jobs: Sequence[Job]) -> None:
-    seen: dict[str, Job] = {}
-    for job in jobs:
-        if job.name in seen:
-            raise UserError(f"{seen[job.name].inputs[0]} and {job.inputs[0]}: both would be written as {job.name}.*")
-        seen[job.name] = job
+    check_unique_outputs((job.inputs[0], f"{job.name}.*") for job in jobs)
+
+
+def _worker_pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes that die with this one, however it dies (see ``_die_with_parent``).
+
+    Forked on Linux whatever Python's default: a worker's parent must be this process.
+    """
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else None)
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=_die_with_parent, initargs=(os.getpid(),))
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Pool worker set-up: a worker whose stage was killed would otherwise wait for work forever, under PID 1.
+
+    The kernel kills it when its parent dies (Linux); if that already happened, it exits now.
+    SIGTERM kills it outright: the parent's handler (``atomic_directory`` cleanup) is not for workers.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent_pid:
+        os._exit(1)
 
 
 def _collect(results: Iterable[str | None], total: int, skip_bad: bool, progress) -> FolderResult:

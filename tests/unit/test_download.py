@@ -142,7 +142,7 @@ def test_download_unpacks_records_the_checksum_and_is_not_repeated(server, tmp_p
     assert (result.path / "train" / "1.png").read_bytes() == png_bytes(0)
     lock = json.loads((tmp_path / "facades.lock.json").read_text())
     assert lock["sha256"] == hashlib.sha256(archive).hexdigest() == result.sha256
-    assert lock["tree"]["files"] == 3
+    assert lock["tree"]["files"] == 4  # the three images and the folder's .pix2pix-output marker
     assert sorted(p.name for p in tmp_path.iterdir()) == ["facades", "facades.lock.json"]  # archive and temporaries gone
 
     again = fetch(server, tmp_path)
@@ -345,7 +345,7 @@ def test_a_folder_source_is_copied_with_its_sub_folders(tmp_path, run_cli):
     assert result.returncode == 0, result.stderr
     assert "copied 2 images" in result.stdout
     copied = tmp_path / "raw" / "photos"
-    assert sorted(str(p.relative_to(copied)) for p in copied.rglob("*") if p.is_file()) == ["b.jpg", "train/a.png"]
+    assert sorted(str(p.relative_to(copied)) for p in copied.rglob("*") if p.is_file()) == [".pix2pix-output", "b.jpg", "train/a.png"]
     assert (copied / "train" / "a.png").read_bytes() == png_bytes(1)
 
 

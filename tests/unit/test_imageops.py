@@ -187,7 +187,7 @@ def test_every_input_format_and_mode_becomes_rgb_png(tmp_path):
     Image.fromarray(np.full((16, 16), 65535, np.uint16)).save(src / "sixteen.png")
     result = imageops.process_folder(imageops.grayscale, imageops.folder_jobs(src), tmp_path / "out", workers=1)
     assert result.written == 9 and not result.skipped
-    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    names = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
     assert names == sorted(f"{n}.png" for n in ("a", "b", "c", "d", "gray", "palette", "transparent", "cmyk", "sixteen"))
     for name in names:
         assert pixels(tmp_path / "out" / name).shape == (16, 16, 3)
@@ -260,7 +260,7 @@ def test_resize_stage_with_dashed_options(tmp_path, run_cli):
     result = run_cli("stages.resize", "--input-dir", str(tmp_path / "in"), "--output-dir", str(tmp_path / "out"), "--size", "32", "--workers", "2")
     assert result.returncode == 0, result.stderr
     assert "wrote 2 images" in result.stdout
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["tall.png", "wide.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".pix2pix-output", "tall.png", "wide.png"]
     assert Image.open(tmp_path / "out" / "tall.png").size == (32, 32)
 
 
@@ -321,7 +321,7 @@ def test_skip_bad_lists_the_skipped_files(tmp_path, bad_inputs, run_cli):
     bad = bad_inputs(tmp_path / "in")
     result = run_cli("stages.grayscale", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--skip_bad")
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.png", "skipped.txt"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".pix2pix-output", "good.png", "skipped.txt"]
     listed = (tmp_path / "out" / "skipped.txt").read_text().splitlines()
     assert len(listed) == len(bad)
     for path, reason in bad.values():

@@ -19,7 +19,7 @@ def make_files(folder: Path, names) -> Path:
 
 
 def layout(folder: Path) -> dict[str, list[str]]:
-    return {split.name: sorted(p.name for p in split.iterdir()) for split in sorted(folder.iterdir())}
+    return {split.name: sorted(p.name for p in split.iterdir()) for split in sorted(folder.iterdir()) if split.is_dir()}
 
 
 @pytest.mark.parametrize(
