@@ -4,9 +4,12 @@ nothing half-written behind."""
 
 from __future__ import annotations
 
+import io
 import shutil
 import struct
+import threading
 import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -14,15 +17,108 @@ import torch
 
 from pix2pix import checkpoint as ckpt
 from pix2pix.data.images import list_images
-from pix2pix.errors import UserError
 from pix2pix.infer.load import generator_from_checkpoint
 from pix2pix.train.config import TrainConfig
 from pix2pix.train.pix2pix_model import train
+from stages.download import app as download_app
 from stages.evaluate import app as evaluate_app
 from stages.train import app as train_app
+from tests.unit import test_download
+from tests.unit.test_download import member, tar_gz
+
+server = test_download.server  # the fixture: a 127.0.0.1 file server, proxy variables cleared
+
+# --- downloads --------------------------------------------------------------------------------------
+
+
+class DrippingServer:
+    """Announces ``size`` bytes for any GET, then sends one every ``interval`` seconds until closed:
+    with a long interval, a server that stalls after its first byte; with a short one, a trickle."""
+
+    def __init__(self, size: int, interval: float):
+        released = self.released = threading.Event()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Length", str(size))
+                self.end_headers()
+                for _ in range(size):
+                    self.wfile.write(b"\0")
+                    self.wfile.flush()
+                    if released.wait(interval):
+                        return
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/data.tar.gz"
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+
+    def close(self):
+        self.released.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def dripping(server):  # server: for its clearing of proxy variables, so 127.0.0.1 is reached directly
+    servers = []
+    yield lambda size, interval: servers.append(DrippingServer(size, interval)) or servers[-1]
+    for dripping_server in servers:
+        dripping_server.close()
+
+
+def download(invoke, url: str, output: Path, *options: str):
+    return invoke(download_app, "data", "--source", url, "-o", str(output), *options)
+
+
+def test_server_that_stalls_is_retried_then_one_line(tmp_path, dripping, invoke, assert_user_error):
+    stalling = dripping(size=1000, interval=60)
+    result = download(invoke, stalling.url, tmp_path / "raw", "--stall-timeout", "0.5", "--retries", "1")
+    assert_user_error(result, stalling.url, "failed after 2 attempts", "no data for 0.5 s")
+    assert not (tmp_path / "raw" / "data").exists()
+
+
+def test_trickling_server_meets_the_deadline(tmp_path, dripping, invoke, assert_user_error):
+    trickling = dripping(size=1000, interval=0.1)  # never silent for a whole --stall-timeout
+    result = download(invoke, trickling.url, tmp_path / "raw", "--stall-timeout", "1", "--deadline", "1")
+    assert_user_error(result, trickling.url, "not downloaded within the deadline of 1 s")
+    assert not (tmp_path / "raw" / "data").exists()
+
+
+def zip_of_zeros(count: int, size: int) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for index in range(count):
+            archive.writestr(f"bomb/{index}.png", bytes(size))
+    return buffer.getvalue()
+
+
+def tar_gz_of_zeros(count: int, size: int) -> bytes:
+    return tar_gz([(member(f"bomb/{index}.png"), bytes(size)) for index in range(count)])
+
+
+@pytest.mark.parametrize(
+    ("name", "archive", "limit", "fragment"),
+    [
+        ("bomb.zip", zip_of_zeros(1, 2_000_000), ("--max-unpacked-gb", "0.001"), "unpacks to more than 0.001 GB"),
+        ("bomb.tar.gz", tar_gz_of_zeros(3, 500_000), ("--max-unpacked-gb", "0.001"), "unpacks to more than 0.001 GB"),
+        ("many.zip", zip_of_zeros(30, 1), ("--max-files", "20"), "more than 20 files"),
+        ("many.tar.gz", tar_gz_of_zeros(30, 1), ("--max-files", "20"), "more than 20 files"),
+    ],
+    ids=["zip-bytes", "tar-bytes", "zip-files", "tar-files"],
+)
+def test_decompression_bomb_is_refused_leaving_nothing(tmp_path, server, name, archive, limit, fragment, invoke, assert_user_error):
+    assert len(archive) < 20_000  # small packed, over the limit unpacked
+    server.files[f"/{name}"] = archive
+    result = download(invoke, f"{server.url}/{name}", tmp_path / "raw", *limit)
+    assert_user_error(result, name, "refused", fragment, limit[0])
+    assert list((tmp_path / "raw").iterdir()) == []
+
 
 # --- checkpoints ------------------------------------------------------------------------------------
-
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, make_pairs, tiny_config) -> Path:
@@ -113,3 +209,50 @@ def test_malformed_generator_is_one_line_on_evaluate(run_copy, change, fragment,
     result = invoke(evaluate_app, "-c", str(generator), "-i", str(run_copy / "pairs"), "-o", str(run_copy / "results"))
     assert_user_error(result, str(generator), fragment)
     assert not (run_copy / "results").exists()
+
+
+# --- params files -------------------------------------------------------------------------------------
+
+TRAIN_SECTION = "experiments.facades.train"
+
+
+def params_file(tmp_path: Path, train_lines: str) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text("experiments:\n  facades:\n    dataset: facades\n    train:\n" + train_lines)
+    return path
+
+
+def run_train(invoke, params: Path, *extra: str):
+    return invoke(train_app, "--params", str(params), "--section", TRAIN_SECTION, "-i", str(params.parent / "none"), "-o", str(params.parent / "run"), *extra)
+
+
+def test_duplicate_params_key_names_file_key_and_line(tmp_path, invoke, assert_user_error):
+    params = params_file(tmp_path, "      lr: 0.0002\n      ngf: 8\n      lr: 0.1\n")
+    assert_user_error(run_train(invoke, params), str(params), "duplicate key 'lr'", "line 7", "first given at line 5")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("kind", ["folder", "binary", "not-yaml", "unreadable"])
+def test_params_file_that_is_not_yaml_text_is_one_line(tmp_path, kind, invoke, assert_user_error):
+    params, fragment = {
+        "folder": (tmp_path, "a folder, not a params file"),
+        "binary": (tmp_path / "params.yaml", "not a text file"),
+        "not-yaml": (tmp_path / "params.yaml", "not valid YAML at line 2"),
+        "unreadable": (tmp_path / "params.yaml" / "params.yaml", "cannot read the params file"),  # a path through a file
+    }[kind]
+    if kind == "binary":
+        params.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))  # an image passed by mistake
+    elif kind in ("not-yaml", "unreadable"):
+        (tmp_path / "params.yaml").write_text("experiments: [\n  {")
+    assert_user_error(run_train(invoke, params), str(params), fragment)
+    assert not (tmp_path / "run").exists()
+
+
+def test_cross_option_check_names_the_params_section(tmp_path, invoke, assert_user_error):
+    """Alone, the section fails the whole-file check every stage run does first; with a valid
+    section, the command line's value that breaks it still names the section."""
+    alone = params_file(tmp_path, "      crop_size: 64\n      load_size: 32\n")
+    assert_user_error(run_train(invoke, alone), f"{alone}: {TRAIN_SECTION}: crop_size 64 is larger than load_size 32")
+    with_command_line = params_file(tmp_path, "      crop_size: 64\n")
+    result = run_train(invoke, with_command_line, "--load-size", "32")
+    assert_user_error(result, f"{with_command_line}: {TRAIN_SECTION} (with the options given on the command line): crop_size 64 is larger")
