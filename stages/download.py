@@ -118,7 +118,10 @@ def download(
     from pix2pix.prep.download import dataset_url, download_dataset
 
     url = source.value if source.kind == "url" else dataset_url(source.value)
-    limits = Limits(options.stall_timeout, options.deadline, round(options.max_unpacked_gb * 1e9), options.max_files)
+    limits = Limits(
+        stall_timeout_s=options.stall_timeout, deadline_s=options.deadline,
+        max_unpacked_bytes=round(options.max_unpacked_gb * 1e9), max_files=options.max_files,
+    )  # fmt: skip
     with progress_bar(name, transfer=True) as update:
         result = download_dataset(
             name, output_dir, url=url, sha256=options.sha256, retries=options.retries, limits=limits, progress=update,
