@@ -9,6 +9,7 @@ import typer
 from pydantic import BaseModel, ConfigDict, Field
 
 from pix2pix.options import Flags
+from pix2pix.prep.download import Limits
 
 from .common import stage_app, user_errors
 from .options import with_options
@@ -33,6 +34,16 @@ class DownloadOptions(BaseModel):
         str | None, Flags("Data"), Field(pattern="^[0-9a-fA-F]{64}$", description="Expected sha256 of the archive \\[default: the one recorded by the first download].")
     ] = None
     retries: Annotated[int, Flags("Data"), Field(ge=0, description="Retries after a network failure (with backoff).")] = 5
+    stall_timeout: Annotated[
+        float, Flags("Data"), Field(gt=0, description="Seconds without a byte from the server before the connection is retried.")
+    ] = Limits.stall_timeout_s
+    deadline: Annotated[
+        float, Flags("Data"), Field(gt=0, description="Seconds the whole download may take, retries included (a rerun resumes it).")
+    ] = Limits.deadline_s
+    max_unpacked_gb: Annotated[
+        float, Flags("Data"), Field(gt=0, description="Refuse an archive that unpacks to more (a decompression bomb); the largest pix2pix dataset is under 10 GB.")
+    ] = Limits.max_unpacked_bytes / 1e9
+    max_files: Annotated[int, Flags("Data"), Field(ge=1, description="Refuse an archive holding more files (the largest pix2pix dataset has about 139,000).")] = Limits.max_files
     count: Annotated[int | None, Flags("Built-in data"), Field(ge=1, description="Images to make \\[default: 400 facades, 200 photos].")] = None
     size: Annotated[int | None, Flags("Built-in data"), Field(ge=8, description="Image side in pixels \\[default: 256].")] = None
     seed: Annotated[int | None, Flags("Built-in data"), Field(ge=0, description="The seed; the same seed gives the same images \\[default: 0].")] = None
@@ -64,6 +75,8 @@ def download(
     The archive's size and sha256 are checked; the first download's sha256 is kept in OUTPUT_DIR/NAME.lock.json.
 
     Archives with entries escaping the target (absolute paths, '..', outward links, devices) are refused.
+
+    A server that stops sending (--stall-timeout) is retried; a download past --deadline stops; an archive that would unpack beyond --max-unpacked-gb or --max-files is refused before it is unpacked.
 
     A complete, verified dataset is not fetched again.
 
@@ -105,9 +118,13 @@ def download(
     from pix2pix.prep.download import dataset_url, download_dataset
 
     url = source.value if source.kind == "url" else dataset_url(source.value)
+    limits = Limits(
+        stall_timeout_s=options.stall_timeout, deadline_s=options.deadline,
+        max_unpacked_bytes=round(options.max_unpacked_gb * 1e9), max_files=options.max_files,
+    )  # fmt: skip
     with progress_bar(name, transfer=True) as update:
         result = download_dataset(
-            name, output_dir, url=url, sha256=options.sha256, retries=options.retries, progress=update,
+            name, output_dir, url=url, sha256=options.sha256, retries=options.retries, limits=limits, progress=update,
             log=lambda message: typer.echo(f"{name}: {message}", err=True),
         )  # fmt: skip
     state = "downloaded and unpacked" if result.fetched else "already complete and verified:"

@@ -118,12 +118,20 @@ def token_normalizer(table: dict[str, str]):
     return normalize
 
 
-def validated(model: type[BaseModel], values: dict) -> BaseModel:
-    """Build ``model``; an invalid value is one line naming the option, the value and what is allowed."""
+# ctx.meta key: "FILE: SECTION" when stages.params took the option defaults from a params file
+PARAMS_ORIGIN = "pix2pix.params_origin"
+
+
+def validated(model: type[BaseModel], values: dict, params_origin: str | None = None) -> BaseModel:
+    """Build ``model``; an invalid value is one line naming the option, the value and what is allowed.
+
+    A check across options failing on values from a params section (valid there on its own) and from
+    the command line names that section too: ``params_origin``, "FILE: SECTION"."""
     try:
         return model(**values)
     except ValidationError as exc:
-        raise UserError(describe(exc, "option ", lambda where: flag(where.split(".")[0]))) from None
+        across = f"{params_origin} (with the options given on the command line): " if params_origin else ""
+        raise UserError(describe(exc, "option ", lambda where: flag(where.split(".")[0]), across)) from None
 
 
 def describe(exc: ValidationError, prefix: str, name=str, across: str = "") -> str:
@@ -149,12 +157,13 @@ def with_options(model: type[BaseModel], parameter: str = "options"):
         fields = set(model.model_fields)
 
         @functools.wraps(command)
-        def wrapper(**kwargs):
+        def wrapper(_context: typer.Context, **kwargs):
             values = {name: kwargs.pop(name) for name in list(kwargs) if name in fields}
-            return command(**kwargs, **{parameter: validated(model, values)})
+            return command(**kwargs, **{parameter: validated(model, values, _context.meta.get(PARAMS_ORIGIN))})
 
+        context = inspect.Parameter("_context", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)  # typer passes it
         parameters = sorted([*keyword, *model_parameters(model)], key=lambda p: PANELS.index(panel_of(p)))
-        wrapper.__signature__ = signature.replace(parameters=parameters)
+        wrapper.__signature__ = signature.replace(parameters=[context, *parameters])
         wrapper.__annotations__ = {}
         wrapper.token_normalize_func = token_normalizer(aliases(model))
         del wrapper.__wrapped__  # typer must read the new signature, not the command's

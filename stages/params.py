@@ -4,13 +4,15 @@ A stage started with ``--params params.yaml [--section KEY]`` takes its option d
 that section (options given on the command line still win). Before that, the whole file is
 validated against the config models the commands' options are generated from: an unknown key,
 a value of the wrong type or out of range is one line naming the file, the key, the value and
-what is allowed. Keys the pipeline sets itself (input and output paths, run names) are not
+what is allowed. A key given twice, or a file that is not YAML text, is one line too. Keys the pipeline sets itself (input and output paths, run names) are not
 options of the models, so params.yaml cannot hold them.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -18,7 +20,7 @@ import typer
 from pydantic import BaseModel, ValidationError
 
 from pix2pix.errors import UserError
-from stages.options import describe
+from stages.options import PARAMS_ORIGIN, describe
 
 # The shape of params.yaml: a string leaf names the config model ("module:Class") whose options
 # the section holds, a type leaf is a plain value, "*" is any name (a dataset, an experiment).
@@ -43,16 +45,49 @@ def load_yaml(path: Path) -> dict:
 
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UserError(f"{path}: no such params file") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: a folder, not a params file") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not a text file (byte {exc.start} is not UTF-8); expected a params.yaml") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the params file ({exc.strerror or exc})") from None
+    try:
+        data = yaml.load(text, Loader=_strict_loader())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise UserError(f"{path}: not valid YAML{where} ({getattr(exc, 'problem', exc)})") from None
+        reason = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+        raise UserError(f"{path}: not valid YAML{where} ({reason})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of sections at the top level")
     return data
+
+
+@functools.cache
+def _strict_loader() -> type:
+    """yaml's safe loader, except that a key given twice in one mapping is an error: YAML would
+    silently keep the last value, and an experiment would run with a setting its author did not see."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+            first_lines: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may repeat keys on purpose
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                if not isinstance(key, Hashable):  # the base class says what is wrong with it
+                    continue
+                if key in first_lines:
+                    problem = f"duplicate key {key!r}, first given at line {first_lines[key]}"
+                    raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
+                first_lines[key] = key_node.start_mark.line + 1
+            return super().construct_mapping(node, deep)
+
+    return StrictLoader
 
 
 def _check_section(path: Path, key: str, values: Any, model_name: str) -> None:
@@ -112,6 +147,7 @@ def _remember(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any
                 validate(path, params)
                 key = ctx.meta["pix2pix.section"] or ctx.command.name
                 ctx.default_map = {**(ctx.default_map or {}), **section(params, key, path)}
+                ctx.meta[PARAMS_ORIGIN] = f"{path}: {key}"
             except UserError as exc:
                 from stages.common import fail
 

@@ -8,17 +8,15 @@ import torch
 from torch import nn
 
 from pix2pix import checkpoint as ckpt
-from pix2pix.errors import UserError
 from pix2pix.nn.networks import build_generator
 
 
 def generator_from_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
     """The trained generator and the saved config of a run folder or checkpoint file."""
-    payload = ckpt.load(ckpt.resolve(path), map_location=device)
-    try:
+    file = ckpt.resolve(path)
+    payload = ckpt.load(file, map_location=device, fields=ckpt.MODEL_FIELDS)
+    with ckpt.restoring(file, "generator"):
         with torch.device("meta"):  # no random initialisation of weights about to be replaced (0.2 s at 256 px)
             generator = build_generator(payload["architecture"])
         generator.load_state_dict(payload["generator"], assign=True)
-    except (KeyError, RuntimeError, TypeError) as exc:
-        raise UserError(f"{path}: checkpoint does not hold a matching generator ({str(exc).splitlines()[0][:200]})") from None
     return generator.to(device, torch.float32), payload["config"]  # assign keeps a stored dtype: compute in fp32

@@ -1,5 +1,9 @@
 """Fetching the pix2pix datasets: resumable, retried, size- and sha256-checked, safely unpacked.
 
+A download is bounded (``Limits``): a server that stops sending is retried, one that trickles
+meets a deadline, and an archive that would unpack beyond the size or file count of any pix2pix
+dataset (a decompression bomb) is refused before its contents are written.
+
 The first download records the archive's sha256 and a summary of the unpacked tree in
 ``OUTPUT_DIR/NAME.lock.json``. Later runs verify against it: an intact dataset is not fetched
 again, and a re-download must produce the same archive (or match ``sha256`` when one is given).
@@ -36,7 +40,6 @@ URL_TEMPLATE = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/{name}.tar.g
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
 RETRY_STATUS = (408, 425, 429, 500, 502, 503, 504)
 CHUNK_BYTES = 1 << 20
-TIMEOUT_S = 60
 USER_AGENT = "pix2pix-pipeline (+urllib)"
 
 Progress = Callable[[int, "int | None"], None]
@@ -47,6 +50,17 @@ class DownloadResult:
     path: Path
     sha256: str
     fetched: bool  # False when an intact copy was already there
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one download may take. The defaults leave room for the largest pix2pix dataset,
+    edges2handbags (8.6 GB packed, about 139,000 files), on a slow link."""
+
+    stall_timeout_s: float = 60  # no byte for this long: the connection is dead, retry it
+    deadline_s: float = 12 * 3600  # all attempts together: a server trickling bytes is not waited on forever
+    max_unpacked_bytes: int = 32 * 10**9
+    max_files: int = 500_000
 
 
 class _Transient(Exception):
@@ -85,6 +99,7 @@ def download_dataset(
     sha256: str | None = None,
     retries: int = 5,
     backoff_s: float = 1.0,
+    limits: Limits = Limits(),
     progress: Progress | None = None,
     log: Callable[[str], None] | None = None,
 ) -> DownloadResult:
@@ -108,14 +123,14 @@ def download_dataset(
     output_dir.mkdir(parents=True, exist_ok=True)
     archive = output_dir / f"{name}{suffix}"
     if not archive.exists():  # a complete archive left by an interrupted run is reused, then verified
-        fetch(url, archive, retries=retries, backoff_s=backoff_s, progress=progress, log=log)
+        fetch(url, archive, retries=retries, backoff_s=backoff_s, limits=limits, progress=progress, log=log)
     with archive.open("rb") as handle:
         digest = hashlib.file_digest(handle, "sha256").hexdigest()
     try:
         if expected and digest != expected:
             origin = "--sha256" if sha256 else f"recorded in {lock_path} by the first download; delete it to accept a new archive"
             raise UserError(f"{url}: sha256 mismatch: got {digest}, expected {expected} ({origin})")
-        extract_archive(archive, target, source=url)
+        extract_archive(archive, target, source=url, limits=limits)
     finally:
         archive.unlink(missing_ok=True)
     lock = {"name": name, "url": url, "sha256": digest, "tree": tree_summary(target)}
@@ -157,39 +172,47 @@ def fetch(
     *,
     retries: int = 5,
     backoff_s: float = 1.0,
+    limits: Limits = Limits(),
     progress: Progress | None = None,
     log: Callable[[str], None] | None = None,
 ) -> None:
     """Stream ``url`` into ``target`` through ``target.part``, resuming it with HTTP Range.
 
-    Transient failures are retried with exponential backoff; the partial file stays for the
-    next run if all attempts fail.
+    Transient failures (a stall included) are retried with exponential backoff until
+    ``limits.deadline_s``; the partial file stays for the next run if all attempts fail.
     """
     part = target.with_name(target.name + ".part")
+    deadline = time.monotonic() + limits.deadline_s
     problem = None
     for attempt in range(retries + 1):
         if attempt:
             wait = backoff_s * 2 ** (attempt - 1)
             if log:
                 log(f"retrying in {wait:g} s ({problem})")
-            time.sleep(wait)
+            time.sleep(min(wait, max(deadline - time.monotonic(), 0)))
         try:
-            _fetch_once(url, part, progress, log)
+            _fetch_once(url, part, limits, deadline, progress, log)
         except _Transient as exc:
             problem = exc
+            if time.monotonic() >= deadline:
+                break
             continue
         os.replace(part, target)
         return
+    if time.monotonic() >= deadline:
+        raise UserError(f"{url}: not downloaded within the deadline of {limits.deadline_s:g} s (--deadline; last problem: {problem}); run again to resume")
     raise UserError(f"{url}: download failed after {retries + 1} attempts ({problem}); run again to resume")
 
 
-def _fetch_once(url: str, part: Path, progress: Progress | None, log: Callable[[str], None] | None) -> None:
+def _fetch_once(url: str, part: Path, limits: Limits, deadline: float, progress: Progress | None, log: Callable[[str], None] | None) -> None:
     have = part.stat().st_size if part.exists() else 0
     headers = {"User-Agent": USER_AGENT}
     if have:
         headers["Range"] = f"bytes={have}-"
+    stalled = f"no data for {limits.stall_timeout_s:g} s (--stall-timeout)"
+    timeout = max(min(limits.stall_timeout_s, deadline - time.monotonic()), 0.001)  # a blocked read wakes by the deadline
     try:
-        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=TIMEOUT_S)
+        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and have:
             part.unlink()
@@ -200,7 +223,9 @@ def _fetch_once(url: str, part: Path, progress: Progress | None, log: Callable[[
     except urllib.error.URLError as exc:
         if urllib.parse.urlparse(url).scheme == "file":
             raise UserError(f"{url}: cannot read ({exc.reason})") from None
-        raise _Transient(str(exc.reason)) from None
+        raise _Transient(stalled if isinstance(exc.reason, TimeoutError) else str(exc.reason)) from None
+    except TimeoutError:
+        raise _Transient(stalled) from None
     except (OSError, http.client.HTTPException) as exc:
         raise _Transient(str(exc) or type(exc).__name__) from None
 
@@ -220,11 +245,15 @@ def _fetch_once(url: str, part: Path, progress: Progress | None, log: Callable[[
         done = have
         try:
             with part.open("ab" if have else "wb") as handle:
-                while chunk := response.read(CHUNK_BYTES):
+                while chunk := response.read1(CHUNK_BYTES):  # what has arrived: a trickle still meets the deadline
                     handle.write(chunk)
                     done += len(chunk)
                     if progress:
                         progress(done, total)
+                    if time.monotonic() >= deadline:
+                        raise _Transient(f"still receiving at {done} bytes")
+        except TimeoutError:
+            raise _Transient(f"{stalled} at {done} bytes") from None
         except (OSError, http.client.HTTPException) as exc:
             raise _Transient(f"connection lost at {done} bytes ({exc or type(exc).__name__})") from None
     if total is not None and done < total:
@@ -237,21 +266,22 @@ def _fetch_once(url: str, part: Path, progress: Progress | None, log: Callable[[
 # --- safe extraction ------------------------------------------------------------------------------
 
 
-def extract_archive(archive: Path, target: Path, *, source: str | None = None) -> None:
+def extract_archive(archive: Path, target: Path, *, source: str | None = None, limits: Limits = Limits()) -> None:
     """Unpack ``archive`` next to ``target``, then rename it into place.
 
     Refuses (with nothing kept) any entry that is absolute, contains ``..``, is a link pointing
-    out of the target, or is a device or other special file. A single top-level folder in the
-    archive (``facades/...``) becomes ``target`` itself.
+    out of the target, or is a device or other special file, and an archive holding more files
+    or bytes than ``limits`` allow. A single top-level folder in the archive (``facades/...``)
+    becomes ``target`` itself.
     """
     source = source or str(archive)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".extract"))
     staging.chmod(umasked(0o777))  # it becomes the dataset folder when the archive has no top folder
     try:
         if archive.name.lower().endswith(".zip"):
-            _extract_zip(archive, staging, source)
+            _extract_zip(archive, staging, source, limits)
         else:
-            _extract_tar(archive, staging, source)
+            _extract_tar(archive, staging, source, limits)
         entries = list(staging.iterdir())
         if not entries:
             raise UserError(f"{source}: the archive is empty")
@@ -276,8 +306,23 @@ def _unsafe_symlink(name: str, link: str) -> str | None:
     return None
 
 
-def _extract_tar(archive: Path, staging: Path, source: str) -> None:
+def _check_unpacked(source: str, files: int, size: int, limits: Limits) -> None:
+    """A decompression bomb is refused by its declared sizes, before its data is written."""
+    if files > limits.max_files:
+        raise UserError(f"{source}: refused: the archive holds more than {limits.max_files} files and folders (--max-files)")
+    if size > limits.max_unpacked_bytes:
+        raise UserError(
+            f"{source}: refused: the archive unpacks to more than {limits.max_unpacked_bytes / 1e9:g} GB (--max-unpacked-gb)"
+        )
+
+
+def _extract_tar(archive: Path, staging: Path, source: str, limits: Limits) -> None:
+    files, size = 0, 0
+
     def safe(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+        nonlocal files, size  # the stream is read once: count the entries as they come
+        files, size = files + 1, size + (member.size if member.isreg() else 0)
+        _check_unpacked(source, files, size, limits)
         reason = _unsafe_name(member.name)
         if reason is None and member.issym():
             reason = _unsafe_symlink(member.name, member.linkname)
@@ -299,10 +344,12 @@ def _extract_tar(archive: Path, staging: Path, source: str) -> None:
         raise UserError(f"{source}: not a valid tar archive ({exc})") from None
 
 
-def _extract_zip(archive: Path, staging: Path, source: str) -> None:
+def _extract_zip(archive: Path, staging: Path, source: str, limits: Limits) -> None:
     try:
         with zipfile.ZipFile(archive) as zipped:
-            for info in zipped.infolist():
+            entries = zipped.infolist()  # zipfile never unpacks more than an entry's declared size
+            _check_unpacked(source, len(entries), sum(info.file_size for info in entries), limits)
+            for info in entries:
                 kind = stat.S_IFMT(info.external_attr >> 16)
                 reason = _unsafe_name(info.filename)
                 if reason is None and kind == stat.S_IFLNK:

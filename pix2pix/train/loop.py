@@ -121,7 +121,7 @@ def fit(
         total_steps = min(total_steps, config.max_steps)
     summary = {"images": items, "steps_per_epoch": steps_per_epoch}
 
-    saved = ckpt.load(checkpoint_path) if checkpoint_path.exists() else None
+    saved = ckpt.load(checkpoint_path, fields=ckpt.RESUME_FIELDS) if checkpoint_path.exists() else None
     if saved is not None:
         _check_resumable(saved, config, checkpoint_path, resume_keys)
         if saved["step"] >= total_steps and (output_dir / done_name).exists():
@@ -134,8 +134,9 @@ def fit(
     columns = ("step", "epoch", *model.loss_names, "lr")
     step, epoch, batch_index = 0, 0, 0
     if saved is not None:
-        model.load_state(saved)
-        set_rng_state(saved["rng"])
+        with ckpt.restoring(checkpoint_path, "training state"):
+            model.load_state(saved)
+            set_rng_state(saved["rng"])
         step, epoch, batch_index = saved["step"], saved["epoch"], saved["batch_index"]
         if group.main:
             _rewrite_losses(losses_path, step, columns)
