@@ -42,7 +42,7 @@ class TrainOptions(TrainConfig):
 @with_options(TrainOptions)
 def train(
     input_dir: Annotated[Path, typer.Option("--input-dir", "-i", help="Folder of training images: A|B side by side, or plain colour photos with --lab-colorization.", rich_help_panel="Paths")],
-    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Run folder: checkpoint.pt, generator.pt, losses.csv, options.json; locked while training (train.lock names the PID). An existing run here is resumed, with the same options but for the length (max_epochs, max_steps), the frequencies and Speed: any other change, lr included, is refused.", rich_help_panel="Paths")],
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Run folder: checkpoint.pt, generator.pt, losses.csv, options.json; locked while training (train.lock names the PID). An existing run here is resumed, with the same options but for the length (max_epochs, max_steps), the frequencies and the speed options: any other change, lr included, is refused.", rich_help_panel="Paths")],
     options: TrainOptions,
     mlflow_experiment: Annotated[Optional[str], typer.Option("--mlflow-experiment", help="Log params, losses, sample grids and the generator to this MLflow experiment \\[default: no tracking].", rich_help_panel="Tracking")] = None,
     params_file: ParamsFile = None,
