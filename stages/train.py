@@ -42,13 +42,16 @@ class TrainOptions(TrainConfig):
 @with_options(TrainOptions)
 def train(
     input_dir: Annotated[Path, typer.Option("--input-dir", "-i", help="Folder of training images: A|B side by side, or plain colour photos with --lab-colorization.", rich_help_panel="Paths")],
-    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Run folder: checkpoint.pt, generator.pt, losses.csv, options.json. An existing run here is resumed.", rich_help_panel="Paths")],
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Run folder: checkpoint.pt, generator.pt, losses.csv, options.json; locked while training (train.lock names the PID). An existing run here is resumed, with the same options but for the length (max_epochs, max_steps), the frequencies and the speed options: any other change, lr included, is refused.", rich_help_panel="Paths")],
     options: TrainOptions,
     mlflow_experiment: Annotated[Optional[str], typer.Option("--mlflow-experiment", help="Log params, losses, sample grids and the generator to this MLflow experiment \\[default: no tracking].", rich_help_panel="Tracking")] = None,
     params_file: ParamsFile = None,
     section: ParamsSection = None,
 ) -> None:
-    """Train pix2pix: U-Net generator, PatchGAN discriminator, cGAN + L1 loss."""
+    """Train pix2pix: U-Net generator, PatchGAN discriminator, cGAN + L1 loss.
+
+    Training stops with an error at the first step whose losses are not finite (every step is checked), or at a checkpoint whose weights are not; the last checkpoint written is kept.
+    """
     from pix2pix.data.images import list_images
 
     paths = list_images(input_dir)
@@ -76,14 +79,15 @@ def run_tracked(train_fn, output_dir: Path, params: dict, mlflow_experiment: str
     ``pix2pix.train.loop.Callbacks``, with a progress bar (log lines when stderr is not a terminal),
     optional MLflow tracking (params, losses, sample grids, the summary's numeric ``metrics``,
     generator.pt) and exit code 128 + signum after a SIGTERM / SIGINT checkpoint. The MLflow run
-    ends KILLED after a signal, FAILED (message in tag pix2pix.error) after any other error."""
+    ends KILLED after a signal, FAILED (message in tag pix2pix.error) after any other error (a
+    diverged training included), and is left alone when another training holds the run folder."""
     import signal
     import sys
 
     from rich.progress import TextColumn
 
     from pix2pix.train.distributed import from_environment
-    from pix2pix.train.loop import Callbacks, TrainingInterrupted
+    from pix2pix.train.loop import Callbacks, RunFolderBusy, TrainingInterrupted
 
     if not from_environment().main:  # another torchrun process: rank 0 shows progress and talks to MLflow
         try:
@@ -139,6 +143,8 @@ def run_tracked(train_fn, output_dir: Path, params: dict, mlflow_experiment: str
             name = signal.Signals(stop.signum).name
             console.print(f"{name}: stopped at step {stop.step}; checkpoint saved in {output_dir}. Rerun to resume.")
             raise typer.Exit(128 + stop.signum) from None
+        except RunFolderBusy:  # the folder's MLflow run belongs to the training holding it
+            raise
         except KeyboardInterrupt:  # before the training loop catches SIGINT itself
             if tracker:
                 tracker.finish(None, status="KILLED")

@@ -24,11 +24,11 @@ from pix2pix.nn.device import select_device
 from pix2pix.nn.digits import DigitDiscriminator, DigitGenerator, draw, generate
 from pix2pix.nn.losses import GANLoss
 from pix2pix.nn.networks import init_weights
-from pix2pix.train.config import CGAN_ARCHITECTURE_KEYS, CGANConfig
+from pix2pix.train.config import CGAN_ARCHITECTURE_KEYS, CGAN_OPTIMISATION_KEYS, CGANConfig
 from pix2pix.train.loop import Callbacks, fit
 
 LOSS_NAMES = ("G_GAN", "G_MS", "D_real", "D_fake")
-RESUME_KEYS = (*CGAN_ARCHITECTURE_KEYS, "seed", "batch_size", "mnist_dir")
+RESUME_KEYS = (*CGAN_ARCHITECTURE_KEYS, *CGAN_OPTIMISATION_KEYS, "seed", "batch_size", "mnist_dir")
 METRICS_NAME = "metrics.json"  # written last: a run folder with it is finished
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pix2pix.errors import UserError
 from pix2pix.nn.sizes import PATCH_LAYERS, patch_min_size, unet_depth
@@ -17,6 +17,21 @@ if TYPE_CHECKING:
 ARCHITECTURE_KEYS = (
     "direction", "lab_colorization", "crop_size", "unet_depth", "ngf", "ndf", "norm", "patch", "dropout",
 )  # fmt: skip
+
+
+# Objective, optimiser and schedule: the checkpoint's optimiser state and losses were made with
+# them, so a resumed run must keep them too (applied midway, options.json and MLflow's params would
+# describe a run that never happened).
+OPTIMISATION_KEYS = ("gan_mode", "l1_weight", "gan_weight", "lr", "beta1", "beta2", "n_epochs", "n_epochs_decay")
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def finite_in_float32(value: Any) -> Any:
+    """Every float option of training (a field validator of all fields): training computes in
+    float32, where a weight of 1e39 is inf and turns every loss into NaN."""
+    if isinstance(value, float) and not abs(value) <= FLOAT32_MAX:  # false for NaN too
+        raise ValueError(f"not finite in float32, in which training computes: at most {FLOAT32_MAX:.4g}")
+    return value
 
 
 PatchSize = Literal[tuple(PATCH_LAYERS)]  # type: ignore[valid-type]  # the sizes the discriminator can be built with
@@ -58,9 +73,9 @@ class TrainConfig(DeviceOptions):
     gan_mode: Annotated[
         Literal["vanilla", "lsgan"], Flags("Loss"), Field(description="vanilla (cross-entropy) or lsgan (least squares).")
     ] = "vanilla"
-    l1_weight: Annotated[float, Flags("Loss", "--lambda-L1"), Field(ge=0.0, allow_inf_nan=False, description="Weight of the L1 term.")] = 100.0
-    gan_weight: Annotated[float, Flags("Loss"), Field(ge=0.0, allow_inf_nan=False, description="Weight of the GAN term.")] = 1.0
-    lr: Annotated[float, Flags("Optimiser"), Field(gt=0.0, allow_inf_nan=False, description="Adam learning rate.")] = 2e-4
+    l1_weight: Annotated[float, Flags("Loss", "--lambda-L1"), Field(ge=0.0, description="Weight of the L1 term.")] = 100.0
+    gan_weight: Annotated[float, Flags("Loss"), Field(ge=0.0, description="Weight of the GAN term.")] = 1.0
+    lr: Annotated[float, Flags("Optimiser"), Field(gt=0.0, description="Adam learning rate.")] = 2e-4
     beta1: Annotated[float, Flags("Optimiser"), Field(ge=0.0, lt=1.0, description="Adam beta1.")] = 0.5
     beta2: Annotated[float, Flags("Optimiser"), Field(ge=0.0, lt=1.0, description="Adam beta2.")] = 0.999
     # length: constant lr for n_epochs, then linear decay to 0 over n_epochs_decay
@@ -81,6 +96,8 @@ class TrainConfig(DeviceOptions):
     ] = 5000
     log_freq: Annotated[int, Flags("Checkpoints", "--print-freq"), Field(ge=1, description="Steps between rows of losses.csv.")] = 10
 
+    _finite_floats = field_validator("*")(finite_in_float32)
+
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
         if self.crop_size > self.load_size:
@@ -90,6 +107,8 @@ class TrainConfig(DeviceOptions):
                 f"crop_size {self.crop_size} is too small for a {self.patch}x{self.patch} PatchGAN "
                 f"(needs at least {patch_min_size(self.patch)} px); use a smaller patch"
             )
+        if self.n_epochs + self.n_epochs_decay == 0:
+            raise ValueError("n_epochs and n_epochs_decay are both 0: the schedule has no epoch to train")
         if self.max_epochs and self.max_epochs > self.n_epochs + self.n_epochs_decay:
             raise ValueError(
                 f"max_epochs {self.max_epochs} is beyond the schedule (n_epochs {self.n_epochs} + n_epochs_decay "
@@ -124,6 +143,7 @@ class TrainConfig(DeviceOptions):
 
 
 CGAN_ARCHITECTURE_KEYS = ("nz", "ngf", "ndf")
+CGAN_OPTIMISATION_KEYS = ("mode_seeking", "lr", "beta1", "beta2")  # as OPTIMISATION_KEYS; no schedule
 
 
 class CGANConfig(BaseModel):
@@ -143,9 +163,9 @@ class CGANConfig(BaseModel):
     mode_seeking: Annotated[
         float,
         Flags("Loss"),
-        Field(ge=0.0, allow_inf_nan=False, description="Weight of the mode-seeking term (MSGAN) that makes different z draw different digits; 0 is the article's plain objective, which soon draws one image per digit."),
+        Field(ge=0.0, description="Weight of the mode-seeking term (MSGAN) that makes different z draw different digits; 0 is the article's plain objective, which soon draws one image per digit."),
     ] = 0.3
-    lr: Annotated[float, Flags("Optimiser"), Field(gt=0.0, allow_inf_nan=False, description="Adam learning rate.")] = 2e-4
+    lr: Annotated[float, Flags("Optimiser"), Field(gt=0.0, description="Adam learning rate.")] = 2e-4
     beta1: Annotated[float, Flags("Optimiser"), Field(ge=0.0, lt=1.0, description="Adam beta1.")] = 0.5
     beta2: Annotated[float, Flags("Optimiser"), Field(ge=0.0, lt=1.0, description="Adam beta2.")] = 0.999
     epochs: Annotated[
@@ -158,6 +178,8 @@ class CGANConfig(BaseModel):
     grid_columns: Annotated[int, Flags("Samples"), Field(ge=1, description="Samples per digit in the sample grids (10 rows, row k = digit k).")] = 10
     eval_per_digit: Annotated[int, Flags("Samples"), Field(ge=1, description="Samples per digit for the conditioning accuracy.")] = 100
     device: DeviceName = "auto"
+
+    _finite_floats = field_validator("*")(finite_in_float32)
 
     def architecture(self) -> dict:
         # imports torch, which validating options does not need

@@ -1,19 +1,24 @@
 """The training loop every model runs: resumable to the bit, checkpointed atomically, preemption-safe.
 
 A model (``Trainable``) brings its step, its state, its epochs' plans and its end of an epoch; the
-loop brings the rest: the run folder, seeding, checkpoints, SIGTERM / SIGINT, losses.csv, sample
+loop brings the rest: the run folder (locked while training), seeding, checkpoints, SIGTERM / SIGINT, losses.csv, sample
 grids and callbacks. Everything random (init, data order, jitter, dropout, noise) comes from the
 seed and torch's generator state, which the checkpoint carries, so an interrupted and resumed run
-ends with exactly the weights of an uninterrupted one.
+ends with exactly the weights of an uninterrupted one. A run whose losses or weights stop being
+finite ends there with ``TrainingDiverged``, its last good checkpoint kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
+import math
+import os
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,6 +34,7 @@ from pix2pix.files import atomic_write_text
 from pix2pix.train.distributed import Group
 
 LOSSES_NAME = "losses.csv"
+LOCK_NAME = "train.lock"  # held (flock) by the process training in the folder; holds its PID
 
 
 class TrainingInterrupted(Exception):
@@ -37,6 +43,14 @@ class TrainingInterrupted(Exception):
     def __init__(self, signum: int, step: int):
         super().__init__(f"interrupted by signal {signum} at step {step}; checkpoint saved")
         self.signum, self.step = signum, step
+
+
+class TrainingDiverged(UserError):
+    """A loss or a weight stopped being finite: training ends, the last checkpoint (all finite) is kept."""
+
+
+class RunFolderBusy(UserError):
+    """Another process is training in the run folder."""
 
 
 @dataclass
@@ -103,16 +117,35 @@ def fit(
     group: Group = Group(),
     done_name: str = ckpt.GENERATOR_NAME,
 ) -> dict:
-    """Train (or resume) the model ``build`` makes into ``output_dir``; returns a summary. Raises ``TrainingInterrupted``.
+    """Train (or resume) the model ``build`` makes into ``output_dir``; returns a summary. Raises
+    ``TrainingInterrupted``, ``TrainingDiverged`` and ``RunFolderBusy``.
 
     ``build`` runs right after torch is seeded, so one seed gives one set of initial weights, and
     only when there is training left to do. ``config`` gives seed, batch_size, max_steps,
     save_freq, log_freq and ``architecture()``. Each process of ``group`` takes its share of the
-    ``items``, ``epochs`` times (or ``max_steps`` steps); rank 0 alone writes files and calls
-    back. ``resume_keys``: options a resumed run must keep. ``done_name``: the file a finished
-    run writes last.
+    ``items``, ``epochs`` times (or ``max_steps`` steps); rank 0 alone locks the folder, writes
+    files and calls back. ``resume_keys``: options a resumed run must keep. ``done_name``: the
+    file a finished run writes last.
+
+    Every step's losses are checked, as they reach the CPU each step anyway (progress, averages);
+    the weights and optimiser state at each checkpoint, before it is written.
     """
-    output_dir, callbacks = Path(output_dir), callbacks or Callbacks()
+    output_dir = Path(output_dir)
+    with locked_run_folder(output_dir) if group.main else contextlib.nullcontext():
+        return _fit(build, config, output_dir, items, epochs, resume_keys, callbacks or Callbacks(), group, done_name)
+
+
+def _fit(
+    build: Callable[[], Trainable],
+    config: BaseModel,
+    output_dir: Path,
+    items: int,
+    epochs: int,
+    resume_keys: Sequence[str],
+    callbacks: Callbacks,
+    group: Group,
+    done_name: str,
+) -> dict:
     checkpoint_path, losses_path = output_dir / ckpt.CHECKPOINT_NAME, output_dir / LOSSES_NAME
     per_process = -(-items // group.world_size)  # the length of an epoch plan's shard
     steps_per_epoch = -(-per_process // config.batch_size)
@@ -132,22 +165,35 @@ def fit(
     torch.manual_seed(config.seed)
     model = build()
     columns = ("step", "epoch", *model.loss_names, "lr")
-    step, epoch, batch_index = 0, 0, 0
+    step, epoch, batch_index, checkpoint_step = 0, 0, 0, None
     if saved is not None:
         with ckpt.restoring(checkpoint_path, "training state"):
             model.load_state(saved)
             set_rng_state(saved["rng"])
         step, epoch, batch_index = saved["step"], saved["epoch"], saved["batch_index"]
+        checkpoint_step = step
         if group.main:
             _rewrite_losses(losses_path, step, columns)
+    elif group.main and losses_path.is_file():  # an earlier run's, whose checkpoint is gone
+        losses_path.unlink()
+
+    def diverged(what: str) -> TrainingDiverged:
+        kept = f"{checkpoint_path.name} of step {checkpoint_step} is kept" if checkpoint_step is not None else "no checkpoint was written"
+        return TrainingDiverged(
+            f"{output_dir}: step {step}: {what}; training diverged (lower lr or loss weights, in a new output folder); {kept}"
+        )
 
     def save_checkpoint() -> None:
+        nonlocal checkpoint_step
+        state = model.state()
+        if not _all_finite(state):  # every process holds the same weights: all stop here
+            raise diverged("a weight or optimiser state is not finite")
         if group.main:
             ckpt.save(
                 {
                     "config": config.model_dump(mode="json"),
                     "architecture": config.architecture(),
-                    **model.state(),
+                    **state,
                     "rng": rng_state(),
                     "step": step,
                     "epoch": epoch,
@@ -156,9 +202,9 @@ def fit(
                 },
                 checkpoint_path,
             )
+        checkpoint_step = step
 
     if group.main:
-        output_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(output_dir / "options.json", config.model_dump_json(indent=2) + "\n")
     if callbacks.on_start:
         callbacks.on_start(step, total_steps)
@@ -173,6 +219,9 @@ def fit(
                 losses = model.train_step(*batch)
                 batch_index, step, window_steps = batch_index + 1, step + 1, window_steps + 1
                 values, stopping = group.step_summary(losses, stop.received is not None)
+                for name, value in values.items():  # the same on every process: all stop at this step
+                    if not math.isfinite(value):
+                        raise diverged(f"{name} is {value}")
                 window = {name: window[name] + values[name] for name in model.loss_names}
                 now = time.perf_counter()
                 if now - last_time > 0.5:
@@ -253,6 +302,54 @@ class _StopSignals:
     def __exit__(self, *exc):
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def locked_run_folder(folder: Path) -> Iterator[None]:
+    """Hold ``folder``'s lock file while training in it: a second training there fails at once, naming this PID.
+
+    flock's lock dies with the process, however it ends. The file is removed on the way out, so it
+    stays out of the run's outputs (a killed run leaves it behind, unlocked); so is ``folder`` if
+    this made it and nothing was written.
+    """
+    made = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_NAME
+    while True:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(descriptor, 32).decode(errors="replace").strip() or "unknown"
+            os.close(descriptor)
+            raise RunFolderBusy(
+                f"{folder}: another training (PID {holder}) is running in this folder; wait for it or use another output folder"
+            ) from None
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_ino == os.fstat(descriptor).st_ino:
+                break
+        os.close(descriptor)  # its holder removed the file as we opened it: lock the one there now
+    try:
+        os.ftruncate(descriptor, 0)
+        os.write(descriptor, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # before unlocking: whoever opened it then sees it gone and retries
+        os.close(descriptor)
+        if made:
+            with contextlib.suppress(OSError):  # not empty: this run wrote something
+                folder.rmdir()
+
+
+def _all_finite(state: Any) -> bool:
+    """Whether every floating-point tensor in a (nested) state dict is finite."""
+    if isinstance(state, torch.Tensor):
+        return not state.is_floating_point() or bool(state.isfinite().all())
+    if isinstance(state, dict):
+        return all(_all_finite(value) for value in state.values())
+    if isinstance(state, (list, tuple)):
+        return all(_all_finite(value) for value in state)
+    return True
 
 
 def _check_resumable(saved: dict, config: BaseModel, path: Path, keys: Sequence[str]) -> None:

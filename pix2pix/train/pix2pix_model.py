@@ -24,12 +24,12 @@ from pix2pix.nn.networks import (
     init_weights,
 )
 from pix2pix.task import Task
-from pix2pix.train.config import ARCHITECTURE_KEYS, TrainConfig
+from pix2pix.train.config import ARCHITECTURE_KEYS, OPTIMISATION_KEYS, TrainConfig
 from pix2pix.train.distributed import Group, session
 from pix2pix.train.loop import Callbacks, fit
 
 LOSS_NAMES = ("G_GAN", "G_L1", "D_real", "D_fake")
-RESUME_KEYS = (*ARCHITECTURE_KEYS, "seed", "batch_size", "load_size", "flip")  # a resumed run must keep these
+RESUME_KEYS = (*ARCHITECTURE_KEYS, *OPTIMISATION_KEYS, "seed", "batch_size", "load_size", "flip")  # a resumed run must keep these
 EARLY_STEP_MIN_ELEMENTS = 2**20  # smaller ones wait for one fused step: stepping all singly cost 4 % at 64 px, from 2**20 2 %
 
 
