@@ -118,19 +118,24 @@ class TrainingTracker:
     """Logs params, per-step losses and lr, sample grids and the final generator to one run.
 
     The run opens at the first thing to log, so rerunning a finished training opens none. It is the
-    folder's latest run if that one did not finish (a resumed training), else a new one."""
+    folder's latest run if that one did not finish and training resumes (``on_start`` past step 0),
+    else a new one."""
 
     def __init__(self, experiment: str, run_dir: Path, params: dict):
         self.mlflow = connect()
         self.experiment, self.run_dir, self.params = experiment, Path(run_dir), params
         self.run = None
         self.pending: list = []
+        self.resuming = True  # until training says where it starts: a failure before that belongs to the last attempt
+
+    def on_start(self, step: int) -> None:
+        self.resuming = step > 0
 
     def run_id(self) -> str:
         if self.run is None:
             tags = run_tags(self.run_dir)
             run = latest_run(self.mlflow, self.experiment, tags)
-            resumed = run is not None and run.info.status != "FINISHED"
+            resumed = self.resuming and run is not None and run.info.status != "FINISHED"
             if not resumed:
                 run = create_run(self.mlflow, self.experiment, tags)
             self.run = self.mlflow.start_run(run_id=run.info.run_id)

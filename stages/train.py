@@ -45,6 +45,7 @@ def train(
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Run folder: checkpoint.pt, generator.pt, losses.csv, options.json; locked while training (train.lock names the PID). An existing run here is resumed, with the same options but for the length (max_epochs, max_steps), the frequencies and the speed options: any other change, lr included, is refused.", rich_help_panel="Paths")],
     options: TrainOptions,
     mlflow_experiment: Annotated[Optional[str], typer.Option("--mlflow-experiment", help="Log params, losses, sample grids and the generator to this MLflow experiment \\[default: no tracking].", rich_help_panel="Tracking")] = None,
+    restart_if_changed: Annotated[bool, typer.Option("--restart-if-changed", help="Resume the run folder's checkpoint only if it was made from the same options, training images and pix2pix code; otherwise delete it and start afresh (what `dvc repro` needs: it keeps checkpoint.pt between runs).", rich_help_panel="Checkpoints")] = False,
     params_file: ParamsFile = None,
     section: ParamsSection = None,
 ) -> None:
@@ -55,17 +56,37 @@ def train(
     from pix2pix.data.images import list_images
 
     paths = list_images(input_dir)
-    run_training(options.training(), paths, output_dir, mlflow_experiment, options.sample_freq, options.cache_dir)
+    config = options.training()
+    inputs = None
+    if restart_if_changed:
+        from pix2pix.train.loop import inputs_digest
+
+        inputs = inputs_digest(config, paths, code_files())
+    run_training(config, paths, output_dir, mlflow_experiment, options.sample_freq, options.cache_dir, inputs)
+
+
+def code_files() -> list[tuple[str, Path]]:
+    """The source files of the pix2pix package and the stages, by their names inside the checkout."""
+    import pix2pix
+
+    roots = (Path(pix2pix.__file__).parent, Path(__file__).parent)
+    return [(path.relative_to(root.parent).as_posix(), path) for root in roots for path in sorted(root.rglob("*.py"))]
 
 
 def run_training(
-    config, paths: list[Path], output_dir: Path, mlflow_experiment: str | None = None, sample_freq: int = 0, cache_dir: Path | None = None
+    config,
+    paths: list[Path],
+    output_dir: Path,
+    mlflow_experiment: str | None = None,
+    sample_freq: int = 0,
+    cache_dir: Path | None = None,
+    inputs: str | None = None,
 ) -> dict:
     """Train pix2pix with a progress bar and optional MLflow tracking."""
     from pix2pix.train.pix2pix_model import train as train_model
 
     return run_tracked(
-        lambda callbacks, load_progress: train_model(config, paths, output_dir, callbacks, load_progress, cache_dir),
+        lambda callbacks, load_progress: train_model(config, paths, output_dir, callbacks, load_progress, cache_dir, inputs),
         output_dir,
         {"train": config.model_dump(mode="json"), "input_dir": str(paths[0].parent)},
         mlflow_experiment,
@@ -102,6 +123,8 @@ def run_tracked(train_fn, output_dir: Path, params: dict, mlflow_experiment: str
         training = bar.add_task("training", total=None, start=False, rate="", losses="")
 
         def on_start(step: int, total: int) -> None:
+            if step:
+                console.print(f"{output_dir}: resuming from step {step} of {total}")
             bar.update(loading, visible=False)
             bar.start_task(training)
             bar.update(training, total=total, completed=step)
@@ -128,11 +151,16 @@ def run_tracked(train_fn, output_dir: Path, params: dict, mlflow_experiment: str
 
             tracker = TrainingTracker(mlflow_experiment, output_dir, params)
 
+            def on_start_tracked(step: int, total: int) -> None:
+                on_start(step, total)
+                tracker.on_start(step)
+
             def on_step_tracked(report) -> None:
                 on_step(report)
                 tracker.on_step(report)
 
-            callbacks.on_step, callbacks.on_sample, callbacks.sample_freq = on_step_tracked, tracker.on_sample, sample_freq
+            callbacks.on_start, callbacks.on_step = on_start_tracked, on_step_tracked
+            callbacks.on_sample, callbacks.sample_freq = tracker.on_sample, sample_freq
         try:
             summary = train_fn(callbacks, lambda n: bar.advance(loading, n))
             if tracker and not summary.get("already_complete"):
@@ -153,6 +181,8 @@ def run_tracked(train_fn, output_dir: Path, params: dict, mlflow_experiment: str
             if tracker:
                 tracker.finish(None, status="FAILED", error=str(error) or type(error).__name__)
             raise
+    if summary.get("restarted"):
+        console.print(f"{output_dir}: its checkpoint was made from other options, images or code; trained afresh.")
     if summary.get("already_complete"):
         console.print(f"{output_dir}: training already complete ({summary['steps']} steps); nothing to do.")
     else:

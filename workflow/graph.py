@@ -184,8 +184,8 @@ def load(root: str | Path = ".") -> Graph:
             if not stage.cmd:  # a `dvc add`-ed input, not a stage to run
                 continue
             params = [dep for dep in stage.deps if isinstance(dep, ParamsDependency)]
-            if any(dep.def_path != "params.yaml" for dep in params) or any(out.persist for out in stage.outs):
-                raise ValueError(f"stage {stage.name}: the Snakefile knows params.yaml only, and no persist outs")
+            if any(dep.def_path != "params.yaml" for dep in params):
+                raise ValueError(f"stage {stage.name}: the Snakefile knows params.yaml only")
             stages.append(
                 Stage(
                     name=stage.name,

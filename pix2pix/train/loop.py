@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
+import hashlib
 import io
 import math
 import os
@@ -116,6 +117,7 @@ def fit(
     callbacks: Callbacks | None = None,
     group: Group = Group(),
     done_name: str = ckpt.GENERATOR_NAME,
+    inputs: str | None = None,
 ) -> dict:
     """Train (or resume) the model ``build`` makes into ``output_dir``; returns a summary. Raises
     ``TrainingInterrupted``, ``TrainingDiverged`` and ``RunFolderBusy``.
@@ -125,14 +127,16 @@ def fit(
     save_freq, log_freq and ``architecture()``. Each process of ``group`` takes its share of the
     ``items``, ``epochs`` times (or ``max_steps`` steps); rank 0 alone locks the folder, writes
     files and calls back. ``resume_keys``: options a resumed run must keep. ``done_name``: the
-    file a finished run writes last.
+    file a finished run writes last. ``inputs``: a digest of what the run is computed from
+    (`inputs_digest`); given, a checkpoint made from other inputs is deleted and training starts
+    afresh (``summary["restarted"]``) instead of resuming it or refusing its options.
 
     Every step's losses are checked, as they reach the CPU each step anyway (progress, averages);
     the weights and optimiser state at each checkpoint, before it is written.
     """
     output_dir = Path(output_dir)
     with locked_run_folder(output_dir) if group.main else contextlib.nullcontext():
-        return _fit(build, config, output_dir, items, epochs, resume_keys, callbacks or Callbacks(), group, done_name)
+        return _fit(build, config, output_dir, items, epochs, resume_keys, callbacks or Callbacks(), group, done_name, inputs)
 
 
 def _fit(
@@ -145,6 +149,7 @@ def _fit(
     callbacks: Callbacks,
     group: Group,
     done_name: str,
+    inputs: str | None,
 ) -> dict:
     checkpoint_path, losses_path = output_dir / ckpt.CHECKPOINT_NAME, output_dir / LOSSES_NAME
     per_process = -(-items // group.world_size)  # the length of an epoch plan's shard
@@ -155,6 +160,10 @@ def _fit(
     summary = {"images": items, "steps_per_epoch": steps_per_epoch}
 
     saved = ckpt.load(checkpoint_path, fields=ckpt.RESUME_FIELDS) if checkpoint_path.exists() else None
+    if saved is not None and inputs is not None and saved.get("inputs") != inputs:
+        saved, summary["restarted"] = None, True
+        if group.main:
+            checkpoint_path.unlink()
     if saved is not None:
         _check_resumable(saved, config, checkpoint_path, resume_keys)
         if saved["step"] >= total_steps and (output_dir / done_name).exists():
@@ -199,6 +208,7 @@ def _fit(
                     "epoch": epoch,
                     "batch_index": batch_index,
                     "world_size": group.world_size,
+                    **({"inputs": inputs} if inputs is not None else {}),
                 },
                 checkpoint_path,
             )
@@ -266,6 +276,18 @@ def _fit(
         if grid is not None and batch_index and callbacks.on_sample:  # at an epoch's end it was just shown
             callbacks.on_sample(step, grid)
     return {**summary, "steps": step, "epochs": epoch}
+
+
+def inputs_digest(config: BaseModel, data: Sequence[Path], code: Sequence[tuple[str, Path]]) -> str:
+    """sha256 of what a run computes from: its options, its data files (names and bytes) and its
+    code (``(name, path)`` of each source file). The same for the same inputs in any folder or clone."""
+    digest = hashlib.sha256(config.model_dump_json().encode())
+    for kind, files in (("data", [(path.name, path) for path in data]), ("code", code)):
+        for name, path in sorted(files):
+            digest.update(f"\0{kind}\0{name}\0".encode("utf-8", "surrogateescape"))
+            with path.open("rb") as handle:
+                digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()
 
 
 def rng_state() -> dict:

@@ -215,11 +215,13 @@ def train(
     callbacks: Callbacks | None = None,
     load_progress: Callable[[int], None] | None = None,
     cache_dir: Path | None = None,
+    inputs: str | None = None,
 ) -> dict:
     """Train (or resume) into ``output_dir``; returns a summary. Raises ``TrainingInterrupted``.
 
     ``cache_dir``: keep the decoded images there as a memory-mapped file, reused by later runs
     on the same files (see ``pix2pix.data.dataset``); by default they are decoded into memory.
+    ``inputs``: resume only a checkpoint made from these inputs (see ``pix2pix.train.loop.fit``).
 
     Under torchrun each process trains on its shard of every epoch (see ``pix2pix.train.distributed``);
     rank 0 alone writes files and calls back.
@@ -236,4 +238,4 @@ def train(
             acceleration = resolve(device, config.amp, config.tf32, config.channels_last, config.cudnn_benchmark, config.compile, config.cpu_kernels)
             return Pix2PixTraining(config, device, group, acceleration, dataset)
 
-        return fit(build, config, Path(output_dir), len(image_paths), config.total_epochs, RESUME_KEYS, callbacks, group)
+        return fit(build, config, Path(output_dir), len(image_paths), config.total_epochs, RESUME_KEYS, callbacks, group, inputs=inputs)

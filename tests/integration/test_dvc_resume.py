@@ -1,0 +1,62 @@
+"""Under `dvc repro`, an interrupted training resumes from its checkpoint (DVC keeps the persist
+outs checkpoint.pt and losses.csv), and one whose inputs changed starts afresh (--restart-if-changed)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+VENV_BIN = Path(sys.executable).parent
+RUN = Path("models") / "facades"
+
+
+def direct_training(clone: Path, output_dir: Path) -> subprocess.CompletedProcess:
+    """The stage's training, run by hand into another folder: what an uninterrupted run gives."""
+    command = [
+        str(VENV_BIN / "pix2pix"), "train", "--input_dir", "data/split/facades/train", "--output_dir", str(output_dir),
+        "--params", "params.yaml", "--section", "experiments.facades.train",
+    ]  # fmt: skip
+    return subprocess.run(command, cwd=clone, env=environment(clone), capture_output=True, text=True, check=True, timeout=900)
+
+
+def environment(clone: Path) -> dict[str, str]:
+    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(clone)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env
+
+
+def test_a_killed_training_resumes_and_changed_inputs_start_afresh(clone, dvc, edit_params, tmp_path):
+    edit_params(clone, lambda p: p["experiments"]["facades"]["train"].update(n_epochs=60, n_epochs_decay=0, save_freq=12, log_freq=6))
+    dvc("repro", "split@facades", cwd=clone)
+    checkpoint = clone / RUN / "checkpoint.pt"
+    repro = subprocess.Popen(
+        [str(VENV_BIN / "dvc"), "repro", "train@facades"], cwd=clone, env=environment(clone),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 600
+    while not checkpoint.exists() and repro.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.killpg(repro.pid, signal.SIGKILL)  # dvc, its shell and pix2pix train, at once
+    repro.wait()
+    step = torch.load(checkpoint, weights_only=True)["step"]
+    assert 0 < step < 360 and not (clone / RUN / "generator.pt").exists()
+
+    output = dvc("repro", "train@facades", cwd=clone)
+    assert f"resuming from step {step} of 360" in output.stdout + output.stderr
+    direct_training(clone, tmp_path / "whole")
+    for name in ("generator.pt", "losses.csv"):
+        assert (clone / RUN / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+
+    edit_params(clone, lambda p: p["experiments"]["facades"]["train"].update(lr=0.0001))
+    output = dvc("repro", "train@facades", cwd=clone)  # the finished checkpoint is still there, with the old lr
+    assert "trained afresh" in output.stdout + output.stderr and "resuming" not in output.stdout + output.stderr
+    direct_training(clone, tmp_path / "fresh")
+    for name in ("generator.pt", "losses.csv"):
+        assert (clone / RUN / name).read_bytes() == (tmp_path / "fresh" / name).read_bytes(), name
