@@ -34,10 +34,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, umasked(0o666))
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
+        with naming_os_errors(path):
+            os.fchmod(fd, umasked(0o666))
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -52,11 +53,34 @@ def atomic_file(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
     os.fchmod(fd, umasked(0o666))
     os.close(fd)
     try:
-        yield Path(tmp)
-        os.replace(tmp, path)
+        with naming_os_errors(path):
+            yield Path(tmp)
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def naming_os_errors(path: Path, staging: Path | None = None) -> Iterator[None]:
+    """Give ``path`` to an OSError that names no file: a failed write() or close() (a full disk) names none,
+    and the one-line error (``stages.common.user_errors``) must say where it happened. A file inside
+    ``staging``, the hidden folder that becomes ``path``, is named where it was to go."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = os.fspath(path)
+        elif staging is not None:
+            exc.filename, exc.filename2 = (_moved(name, staging, path) for name in (exc.filename, exc.filename2))
+        raise
+
+
+def _moved(name, source: Path, target: Path):
+    """``name`` with the folder ``source`` replaced by ``target`` where it lies inside ``source``; else ``name``."""
+    if not isinstance(name, str) or not Path(name).is_relative_to(source):
+        return name
+    return os.fspath(target / Path(name).relative_to(source))
 
 
 def umasked(mode: int) -> int:
@@ -92,9 +116,10 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     staging = _staging_folder(target, ".tmp")
     staging.chmod(umasked(0o777))
     try:
-        with _sigterm_exits():
-            yield staging
-        replace_directory(staging, target)
+        with naming_os_errors(target, staging):
+            with _sigterm_exits():
+                yield staging
+            replace_directory(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import TypeVar
@@ -24,7 +25,8 @@ def fail(message: str) -> typer.Exit:
 
 
 def user_errors(command: F) -> F:
-    """Turn a library ``UserError`` into one line on stderr and exit code 2 (no traceback)."""
+    """Turn a library ``UserError``, and an OSError naming its file (a full disk, a read-only or
+    failing file system, no permission), into one line on stderr and exit code 2 (no traceback)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -32,8 +34,19 @@ def user_errors(command: F) -> F:
             return command(*args, **kwargs)
         except UserError as exc:
             raise fail(str(exc)) from None
+        except OSError as exc:
+            if exc.filename is None:
+                raise
+            raise fail(os_error_message(exc)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def os_error_message(exc: OSError) -> str:
+    """``PATH: REASON`` (``SOURCE -> TARGET: REASON`` for a copy, link or rename), in the OS's words."""
+    names = (exc.filename, exc.filename2)
+    paths = " -> ".join(os.fsdecode(name) if isinstance(name, bytes) else str(name) for name in names if name is not None)
+    return f"{paths}: {exc.strerror or exc}"
 
 
 class StageApp(typer.Typer):

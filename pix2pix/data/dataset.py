@@ -13,6 +13,7 @@ epoch can be rebuilt exactly when training resumes.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,7 @@ class TrainingSet:
             try:
                 with atomic_file(cache, suffix=".npy") as tmp:
                     pixels = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+                    _allocate(tmp)
                     self._decode(paths, pixels, progress)
                     pixels.flush()
                     del pixels
@@ -129,8 +131,19 @@ def cache_key(paths: Sequence[Path], task: Task, load_size: int) -> str:
     digest = hashlib.sha256(f"{CACHE_VERSION}|{task.direction}|{task.lab_colorization}|{load_size}".encode())
     for path in paths:
         stat = Path(path).stat()
-        digest.update(f"|{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+        # fsencode: the name's own bytes, also where they are not UTF-8 (the same bytes as .encode() where they are)
+        digest.update(b"|" + os.fsencode(Path(path).resolve()) + f"|{stat.st_size}|{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:32]
+
+
+def _allocate(path: Path) -> None:
+    """Reserve the disk blocks of a new, sparse cache file before any pixel is written through its memory map:
+    a full disk is then an ENOSPC error here, not a SIGBUS (the process killed, no message) in the middle.
+    Not on macOS, which has no posix_fallocate."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    with open(path, "r+b") as handle:
+        os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
 
 
 def _mapped_cache(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:

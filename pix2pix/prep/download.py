@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pix2pix.errors import UserError
-from pix2pix.files import atomic_write_text, replace_directory, umasked
+from pix2pix.files import atomic_write_text, naming_os_errors, replace_directory, umasked
 
 REMOTE_DATASETS = ("facades", "cityscapes", "maps", "edges2shoes", "edges2handbags", "night2day")
 URL_TEMPLATE = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/{name}.tar.gz"
@@ -278,15 +278,16 @@ def extract_archive(archive: Path, target: Path, *, source: str | None = None, l
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".extract"))
     staging.chmod(umasked(0o777))  # it becomes the dataset folder when the archive has no top folder
     try:
-        if archive.name.lower().endswith(".zip"):
-            _extract_zip(archive, staging, source, limits)
-        else:
-            _extract_tar(archive, staging, source, limits)
-        entries = list(staging.iterdir())
-        if not entries:
-            raise UserError(f"{source}: the archive is empty")
-        single = len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink()
-        replace_directory(entries[0] if single else staging, target)
+        with naming_os_errors(target):  # an entry's failed write (a full disk) names no file
+            if archive.name.lower().endswith(".zip"):
+                _extract_zip(archive, staging, source, limits)
+            else:
+                _extract_tar(archive, staging, source, limits)
+            entries = list(staging.iterdir())
+            if not entries:
+                raise UserError(f"{source}: the archive is empty")
+            single = len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink()
+            replace_directory(entries[0] if single else staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

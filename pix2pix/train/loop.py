@@ -31,7 +31,7 @@ from torch import nn
 
 from pix2pix import checkpoint as ckpt
 from pix2pix.errors import UserError
-from pix2pix.files import atomic_write_text
+from pix2pix.files import atomic_write_text, naming_os_errors
 from pix2pix.train.distributed import Group
 
 LOSSES_NAME = "losses.csv"
@@ -352,8 +352,9 @@ def locked_run_folder(folder: Path) -> Iterator[None]:
                 break
         os.close(descriptor)  # its holder removed the file as we opened it: lock the one there now
     try:
-        os.ftruncate(descriptor, 0)
-        os.write(descriptor, f"{os.getpid()}\n".encode())
+        with naming_os_errors(path):
+            os.ftruncate(descriptor, 0)
+            os.write(descriptor, f"{os.getpid()}\n".encode())
         yield
     finally:
         path.unlink(missing_ok=True)  # before unlocking: whoever opened it then sees it gone and retries
@@ -399,7 +400,7 @@ def _rewrite_losses(path: Path, up_to_step: int, columns: Sequence[str]) -> None
 
 def _append_loss_row(path: Path, row: dict, columns: Sequence[str]) -> None:
     new = not path.exists()
-    with path.open("a", newline="") as handle:
+    with naming_os_errors(path), path.open("a", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
         if new:
             writer.writeheader()
