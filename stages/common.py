@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
 from collections.abc import Callable
 from typing import TypeVar
@@ -11,6 +12,7 @@ from typing import TypeVar
 import typer
 
 from pix2pix.errors import UserError
+from pix2pix.processes import signal_on_parent_death
 from stages.options import normalized
 
 F = TypeVar("F", bound=Callable)
@@ -26,10 +28,16 @@ def fail(message: str) -> typer.Exit:
 
 def user_errors(command: F) -> F:
     """Turn a library ``UserError``, and an OSError naming its file (a full disk, a read-only or
-    failing file system, no permission), into one line on stderr and exit code 2 (no traceback)."""
+    failing file system, no permission), into one line on stderr and exit code 2 (no traceback).
+
+    Under `dvc repro` (which sets DVC_ROOT) the stage also ends when DVC does: a killed `dvc`
+    would otherwise leave it running, unseen. It gets SIGTERM, which a training answers with a
+    checkpoint, so the next `dvc repro` resumes."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        if os.environ.get("DVC_ROOT"):
+            signal_on_parent_death(signal.SIGTERM, os.getppid())
         try:
             return command(*args, **kwargs)
         except UserError as exc:

@@ -7,7 +7,6 @@ interrupted run never leaves half a dataset behind.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import multiprocessing
 import os
@@ -30,6 +29,7 @@ from pix2pix.files import (
     check_output_separate,
     check_unique_outputs,
 )
+from pix2pix.processes import signal_on_parent_death
 
 # name -> (PIL format, file suffix, save options)
 FORMATS: dict[str, tuple[str, str, dict]] = {
@@ -41,7 +41,6 @@ FORMATS: dict[str, tuple[str, str, dict]] = {
 }
 
 SKIPPED_LIST = "skipped.txt"
-PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 # --- operations -------------------------------------------------------------------------------
@@ -240,13 +239,7 @@ def _die_with_parent(parent_pid: int) -> None:
     SIGTERM kills it outright: the parent's handler (``atomic_directory`` cleanup) is not for workers.
     """
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if sys.platform != "linux":
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-    if os.getppid() != parent_pid:
-        os._exit(1)
+    signal_on_parent_death(signal.SIGKILL, parent_pid)
 
 
 def _collect(results: Iterable[str | None], total: int, skip_bad: bool, progress) -> FolderResult:

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import torch
 
 VENV_BIN = Path(sys.executable).parent
@@ -60,3 +61,28 @@ def test_a_killed_training_resumes_and_changed_inputs_start_afresh(clone, dvc, e
     direct_training(clone, tmp_path / "fresh")
     for name in ("generator.pt", "losses.csv"):
         assert (clone / RUN / name).read_bytes() == (tmp_path / "fresh" / name).read_bytes(), name
+
+
+def test_a_training_ends_with_the_dvc_that_started_it(clone, dvc, edit_params):
+    """SIGKILL of `dvc repro` alone: its `pix2pix train` gets SIGTERM, checkpoints and exits; the next repro resumes."""
+    edit_params(clone, lambda p: p["experiments"]["facades"]["train"].update(n_epochs=400, save_freq=100000))
+    repro = psutil.Popen(
+        [str(VENV_BIN / "dvc"), "repro", "train@facades"], cwd=clone, env=environment(clone),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 600
+    while not (trainers := [p for p in repro.children(recursive=True) if "train" in p.cmdline()]):
+        assert time.monotonic() < deadline and repro.poll() is None
+        time.sleep(0.05)
+    losses = clone / RUN / "losses.csv"
+    while not (losses.exists() and len(losses.read_text().splitlines()) > 2):  # training, not loading
+        assert time.monotonic() < deadline and repro.poll() is None
+        time.sleep(0.05)
+    repro.kill()
+    repro.wait()
+    gone, alive = psutil.wait_procs(trainers, timeout=60)
+    assert not alive, [p.cmdline() for p in alive]
+    step = torch.load(clone / RUN / "checkpoint.pt", weights_only=True)["step"]
+    assert 0 < step < 400 * 6  # its SIGTERM checkpoint, mid-training (save_freq is out of reach)
+    output = dvc("repro", "train@facades", cwd=clone)
+    assert f"resuming from step {step}" in output.stdout + output.stderr
