@@ -36,8 +36,8 @@ def user_errors(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        if os.environ.get("DVC_ROOT"):
-            signal_on_parent_death(signal.SIGTERM, os.getppid())
+        if os.environ.get("DVC_ROOT"):  # a parent of PID 1 is no more: DVC died while this one started
+            signal_on_parent_death(signal.SIGTERM, os.getppid() if os.getppid() != 1 else 0)
         try:
             return command(*args, **kwargs)
         except UserError as exc:

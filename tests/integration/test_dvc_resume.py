@@ -75,7 +75,8 @@ def test_a_training_ends_with_the_dvc_that_started_it(clone, dvc, edit_params):
         assert time.monotonic() < deadline and repro.poll() is None
         time.sleep(0.05)
     losses = clone / RUN / "losses.csv"
-    while not (losses.exists() and len(losses.read_text().splitlines()) > 2):  # training, not loading
+    before = losses.read_bytes()  # the last run's (persist): the new run starts a new one
+    while not (losses.exists() and losses.read_bytes() != before and len(losses.read_text().splitlines()) > 2):
         assert time.monotonic() < deadline and repro.poll() is None
         time.sleep(0.05)
     repro.kill()
