@@ -18,6 +18,11 @@ from stages.options import with_options
 
 app = stage_app(__doc__)
 
+DEFAULT_MAX_PIXELS = 2048 * 2048  # 2x2 tiles at the default --max-side
+# Measured peak memory of a translation per image pixel (decoded pixels, float input, blended
+# output, conversion back, PNG filters), besides the generator's work on its one tile.
+TRANSLATION_BYTES_PER_PIXEL = 50
+
 
 class ServeOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -25,8 +30,14 @@ class ServeOptions(BaseModel):
     port: Annotated[int, Flags("Server"), Field(ge=0, le=65535, description="TCP port; 0 picks a free one (printed at start).")] = 8000
     host: Annotated[str, Flags("Server"), Field(description="Address to bind; anything but 127.0.0.1 exposes the model to the network.")] = "127.0.0.1"
     max_bytes: Annotated[int, Flags("Server"), Field(ge=1, description="Largest upload in bytes.")] = 10_000_000
-    max_pixels: Annotated[int, Flags("Server"), Field(ge=1, description="Largest upload in pixels (width x height), checked before decoding.")] = 4096 * 4096
-    max_side: Annotated[int, Flags("Server"), Field(ge=1, description="Larger images are translated in overlapping tiles of this size.")] = 1024
+    max_pixels: Annotated[int, Flags("Server"), Field(ge=1, description=(
+        "Largest upload in pixels (width x height), read from the image header before decoding; larger ones get 413. "
+        f"A translation holds about {TRANSLATION_BYTES_PER_PIXEL} bytes a pixel "
+        f"({TRANSLATION_BYTES_PER_PIXEL * DEFAULT_MAX_PIXELS / 1e6:.0f} MB at the default {DEFAULT_MAX_PIXELS:,} pixels (2048x2048)) "
+        "plus the generator's work on one tile (about 0.4 GB for a 1024 px tile of the standard 64-filter U-Net)."
+    ))] = DEFAULT_MAX_PIXELS
+    max_side: Annotated[int, Flags("Server"), Field(ge=1, description="Larger images are translated in overlapping tiles of this size, one at a time.")] = 1024
+    max_queued: Annotated[int, Flags("Server"), Field(ge=1, description="Uploads held at once (one translating, the others decoded and waiting); more are answered 503 with Retry-After.")] = 8
     eval_mode: EvalMode = "train"
     device: DeviceName = "auto"
 
@@ -50,8 +61,10 @@ def serve(
     from pix2pix.nn.device import select_device
 
     host, port, max_side = options.host, options.port, options.max_side
-    translator = Translator.from_checkpoint(checkpoint, select_device(options.device), options.eval_mode, max_side=max_side, overlap=min(64, max_side // 2))
-    server = make_server(DemoModel(translator, Limits(options.max_bytes, options.max_pixels)), host, port)
+    # One tile at a time (batch_size=1): a translation's memory is then bounded by --max-pixels and one --max-side tile.
+    translator = Translator.from_checkpoint(checkpoint, select_device(options.device), options.eval_mode, max_side=max_side, overlap=min(64, max_side // 2), batch_size=1)
+    model = DemoModel(translator, Limits(options.max_bytes, options.max_pixels), options.max_queued)
+    server = make_server(model, host, port)
     warn_if_exposed(host)
     bound_host, bound_port = server.server_address[:2]
     typer.echo(f"serving {checkpoint} at http://{bound_host}:{bound_port}/ (Ctrl-C to stop)")

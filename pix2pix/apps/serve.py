@@ -9,7 +9,11 @@ Content-Security-Policy lets only its own script run. Uploads are decoded as ima
 - ``GET /``: the page.
 - ``POST /translate``: the body is an image file; the answer is the translation as PNG, or
   JSON ``{"error": message}`` with 400 (not a readable image), 411 (no Content-Length),
-  413 (too many bytes or pixels) or 415 (an image type that is not accepted).
+  413 (too many bytes or pixels), 415 (an image type that is not accepted) or 503 with
+  Retry-After (``max_queued`` uploads are already being decoded, waiting or translated).
+
+A burst of uploads is answered, never reset: the kernel queues up to ``DemoServer.request_queue_size``
+connections until they are accepted, and each accepted upload beyond the queue is answered 503 at once.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from pix2pix.infer.translate import Translator
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
 # A too-large body is read and dropped up to this size so the client sees the 413 instead of a reset.
 DRAIN_LIMIT = 64 * 2**20
+# What a 503 tells the client to wait: a few translations of a typical upload.
+RETRY_AFTER_S = 5
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,7 @@ class Limits:
     """What one upload may be: checked on the bytes and the image header before decoding."""
 
     max_bytes: int = 10_000_000
-    max_pixels: int = 4096 * 4096
+    max_pixels: int = 2048 * 2048
 
 
 class UploadError(Exception):
@@ -70,10 +76,15 @@ def decode_upload(data: bytes, limits: Limits) -> np.ndarray:
 
 
 class DemoModel:
-    """The translator behind the page; one translation at a time (the model is not thread-safe)."""
+    """The translator behind the page; one translation at a time (the model is not thread-safe).
 
-    def __init__(self, translator: Translator, limits: Limits):
-        self.translator, self.limits = translator, limits
+    At most ``max_queued`` uploads are held (read, decoded, waiting or translating), which bounds
+    the memory a burst of uploads takes; the handler answers the others 503 at once, their bodies dropped.
+    """
+
+    def __init__(self, translator: Translator, limits: Limits, max_queued: int):
+        self.translator, self.limits, self.max_queued = translator, limits, max_queued
+        self.queue_places = threading.BoundedSemaphore(max_queued)
         task, crop_size = translator.task, translator.config.get("crop_size", 256)
         self.info = {
             "direction": task.direction,
@@ -123,14 +134,22 @@ class DemoHandler(BaseHTTPRequestHandler):
             return self._error(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"file too large: {length:,} bytes, the limit is {limit:,} bytes"
             )
-        data = self.rfile.read(length)
+        if not self.model.queue_places.acquire(blocking=False):
+            self._drain(length)
+            return self._error(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                f"busy: {self.model.max_queued} uploads are already queued; try again in {RETRY_AFTER_S} s",
+                {"Retry-After": str(RETRY_AFTER_S)},
+            )
         try:
-            png = self.model.translate_png(data)
+            png = self.model.translate_png(self.rfile.read(length))
         except UploadError as exc:
             return self._error(exc.status, str(exc))
         except Exception as exc:  # a model failure must not kill the server; the page shows it
             self.log_error("translation failed: %r", exc)
             return self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"translation failed ({type(exc).__name__}: {exc})")
+        finally:
+            self.model.queue_places.release()
         self._send(HTTPStatus.OK, "image/png", png)
 
     def _drain(self, length: int) -> None:
@@ -143,11 +162,13 @@ class DemoHandler(BaseHTTPRequestHandler):
                 break
             remaining -= len(chunk)
 
-    def _error(self, status: HTTPStatus, message: str) -> None:
-        self._send(status, "application/json", json.dumps({"error": message}).encode("utf-8"))
+    def _error(self, status: HTTPStatus, message: str, headers: dict[str, str] | None = None) -> None:
+        self._send(status, "application/json", json.dumps({"error": message}).encode("utf-8"), headers)
 
-    def _send(self, status: HTTPStatus, content_type: str, body: bytes) -> None:
+    def _send(self, status: HTTPStatus, content_type: str, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
@@ -159,16 +180,22 @@ class DemoHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-def make_server(model: DemoModel, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
+class DemoServer(ThreadingHTTPServer):
+    # Connections the kernel holds until accepted (capped by net.core.somaxconn); the standard
+    # library's 5 made it reset a third of 50 concurrent uploads.
+    request_queue_size = 128
+
+
+def make_server(model: DemoModel, host: str = "127.0.0.1", port: int = 8000) -> DemoServer:
     """Bind (port 0: any free port; read it from ``server.server_address``)."""
     handler = type("BoundDemoHandler", (DemoHandler,), {"model": model})
     try:
-        return ThreadingHTTPServer((host, port), handler)
+        return DemoServer((host, port), handler)
     except OSError as exc:
         raise UserError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
 
 
-def serve_until_signal(server: ThreadingHTTPServer) -> int:
+def serve_until_signal(server: DemoServer) -> int:
     """Serve until SIGINT or SIGTERM, then close the listening socket; returns the signal number.
 
     Request threads are daemons: a translation still running at that moment is abandoned.
