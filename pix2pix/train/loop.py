@@ -134,148 +134,133 @@ def fit(
     Every step's losses are checked, as they reach the CPU each step anyway (progress, averages);
     the weights and optimiser state at each checkpoint, before it is written.
     """
-    output_dir = Path(output_dir)
+    output_dir, callbacks = Path(output_dir), callbacks or Callbacks()
     with locked_run_folder(output_dir) if group.main else contextlib.nullcontext():
-        return _fit(build, config, output_dir, items, epochs, resume_keys, callbacks or Callbacks(), group, done_name, inputs)
+        checkpoint_path, losses_path = output_dir / ckpt.CHECKPOINT_NAME, output_dir / LOSSES_NAME
+        per_process = -(-items // group.world_size)  # the length of an epoch plan's shard
+        steps_per_epoch = -(-per_process // config.batch_size)
+        total_steps = epochs * steps_per_epoch
+        if config.max_steps:
+            total_steps = min(total_steps, config.max_steps)
+        summary = {"images": items, "steps_per_epoch": steps_per_epoch}
 
+        saved = ckpt.load(checkpoint_path, fields=ckpt.RESUME_FIELDS) if checkpoint_path.exists() else None
+        if saved is not None and inputs is not None and saved.get("inputs") != inputs:
+            saved, summary["restarted"] = None, True
+            if group.main:
+                checkpoint_path.unlink()
+        if saved is not None:
+            _check_resumable(saved, config, checkpoint_path, resume_keys)
+            if saved["step"] >= total_steps and (output_dir / done_name).exists():
+                return {**summary, "steps": saved["step"], "epochs": saved["epoch"], "already_complete": True}
+            if saved.get("world_size", 1) != group.world_size:  # the shards, and so the epochs, would differ
+                raise UserError(f"{checkpoint_path}: this run was started with {saved.get('world_size', 1)} processes; resume it with as many")
 
-def _fit(
-    build: Callable[[], Trainable],
-    config: BaseModel,
-    output_dir: Path,
-    items: int,
-    epochs: int,
-    resume_keys: Sequence[str],
-    callbacks: Callbacks,
-    group: Group,
-    done_name: str,
-    inputs: str | None,
-) -> dict:
-    checkpoint_path, losses_path = output_dir / ckpt.CHECKPOINT_NAME, output_dir / LOSSES_NAME
-    per_process = -(-items // group.world_size)  # the length of an epoch plan's shard
-    steps_per_epoch = -(-per_process // config.batch_size)
-    total_steps = epochs * steps_per_epoch
-    if config.max_steps:
-        total_steps = min(total_steps, config.max_steps)
-    summary = {"images": items, "steps_per_epoch": steps_per_epoch}
+        torch.manual_seed(config.seed)
+        model = build()
+        columns = ("step", "epoch", *model.loss_names, "lr")
+        step, epoch, batch_index, checkpoint_step = 0, 0, 0, None
+        if saved is not None:
+            with ckpt.restoring(checkpoint_path, "training state"):
+                model.load_state(saved)
+                set_rng_state(saved["rng"])
+            step, epoch, batch_index = saved["step"], saved["epoch"], saved["batch_index"]
+            checkpoint_step = step
+            if group.main:
+                _rewrite_losses(losses_path, step, columns)
+        elif group.main and losses_path.is_file():  # an earlier run's, whose checkpoint is gone
+            losses_path.unlink()
 
-    saved = ckpt.load(checkpoint_path, fields=ckpt.RESUME_FIELDS) if checkpoint_path.exists() else None
-    if saved is not None and inputs is not None and saved.get("inputs") != inputs:
-        saved, summary["restarted"] = None, True
+        def diverged(what: str) -> TrainingDiverged:
+            kept = f"{checkpoint_path.name} of step {checkpoint_step} is kept" if checkpoint_step is not None else "no checkpoint was written"
+            return TrainingDiverged(
+                f"{output_dir}: step {step}: {what}; training diverged (lower lr or loss weights, in a new output folder); {kept}"
+            )
+
+        def save_checkpoint() -> None:
+            nonlocal checkpoint_step
+            state = model.state()
+            if not _all_finite(state):  # every process holds the same weights: all stop here
+                raise diverged("a weight or optimiser state is not finite")
+            if group.main:
+                ckpt.save(
+                    {
+                        "config": config.model_dump(mode="json"),
+                        "architecture": config.architecture(),
+                        **state,
+                        "rng": rng_state(),
+                        "step": step,
+                        "epoch": epoch,
+                        "batch_index": batch_index,
+                        "world_size": group.world_size,
+                        **({"inputs": inputs} if inputs is not None else {}),
+                    },
+                    checkpoint_path,
+                )
+            checkpoint_step = step
+
         if group.main:
-            checkpoint_path.unlink()
-    if saved is not None:
-        _check_resumable(saved, config, checkpoint_path, resume_keys)
-        if saved["step"] >= total_steps and (output_dir / done_name).exists():
-            return {**summary, "steps": saved["step"], "epochs": saved["epoch"], "already_complete": True}
-        if saved.get("world_size", 1) != group.world_size:  # the shards, and so the epochs, would differ
-            raise UserError(f"{checkpoint_path}: this run was started with {saved.get('world_size', 1)} processes; resume it with as many")
+            atomic_write_text(output_dir / "options.json", config.model_dump_json(indent=2) + "\n")
+        if callbacks.on_start:
+            callbacks.on_start(step, total_steps)
 
-    torch.manual_seed(config.seed)
-    model = build()
-    columns = ("step", "epoch", *model.loss_names, "lr")
-    step, epoch, batch_index, checkpoint_step = 0, 0, 0, None
-    if saved is not None:
-        with ckpt.restoring(checkpoint_path, "training state"):
-            model.load_state(saved)
-            set_rng_state(saved["rng"])
-        step, epoch, batch_index = saved["step"], saved["epoch"], saved["batch_index"]
-        checkpoint_step = step
-        if group.main:
-            _rewrite_losses(losses_path, step, columns)
-    elif group.main and losses_path.is_file():  # an earlier run's, whose checkpoint is gone
-        losses_path.unlink()
+        window, window_steps = dict.fromkeys(model.loss_names, 0.0), 0
+        last_time, last_step, images_per_second = time.perf_counter(), step, 0.0
+        with _StopSignals() as stop:
+            while step < total_steps:
+                plan = model.epoch_plan(epoch)
+                while batch_index < steps_per_epoch and step < total_steps:
+                    batch = model.batch(plan, batch_index)
+                    losses = model.train_step(*batch)
+                    batch_index, step, window_steps = batch_index + 1, step + 1, window_steps + 1
+                    values, stopping = group.step_summary(losses, stop.received is not None)
+                    for name, value in values.items():  # the same on every process: all stop at this step
+                        if not math.isfinite(value):
+                            raise diverged(f"{name} is {value}")
+                    window = {name: window[name] + values[name] for name in model.loss_names}
+                    now = time.perf_counter()
+                    if now - last_time > 0.5:
+                        images_per_second = (step - last_step) * len(batch[0]) * group.world_size / (now - last_time)
+                        last_time, last_step = now, step
+                    if step % config.log_freq == 0 or step == total_steps:
+                        row = {"step": step, "epoch": epoch + 1, **{k: v / window_steps for k, v in window.items()}, "lr": model.lr}
+                        if group.main:
+                            _append_loss_row(losses_path, row, columns)
+                        if callbacks.on_log:
+                            callbacks.on_log(row)
+                        window, window_steps = dict.fromkeys(model.loss_names, 0.0), 0
+                    if callbacks.on_step:
+                        callbacks.on_step(StepReport(step, epoch + 1, total_steps, values, model.lr, images_per_second))
+                    if callbacks.on_sample and callbacks.sample_freq and (step % callbacks.sample_freq == 0 or step == total_steps):
+                        callbacks.on_sample(step, model.sample())
+                    if step % config.save_freq == 0 and step < total_steps:
+                        save_checkpoint()
+                    if stopping:
+                        save_checkpoint()
+                        group.barrier()  # no process exits before the checkpoint is whole
+                        raise TrainingInterrupted(stop.received or signal.SIGTERM, step)
+                if batch_index >= steps_per_epoch:
+                    epoch, batch_index = epoch + 1, 0
+                    grid = model.end_epoch(epoch)
+                    if grid is not None and callbacks.on_sample:
+                        callbacks.on_sample(step, grid)
+            save_checkpoint()
 
-    def diverged(what: str) -> TrainingDiverged:
-        kept = f"{checkpoint_path.name} of step {checkpoint_step} is kept" if checkpoint_step is not None else "no checkpoint was written"
-        return TrainingDiverged(
-            f"{output_dir}: step {step}: {what}; training diverged (lower lr or loss weights, in a new output folder); {kept}"
-        )
-
-    def save_checkpoint() -> None:
-        nonlocal checkpoint_step
-        state = model.state()
-        if not _all_finite(state):  # every process holds the same weights: all stop here
-            raise diverged("a weight or optimiser state is not finite")
         if group.main:
             ckpt.save(
                 {
                     "config": config.model_dump(mode="json"),
                     "architecture": config.architecture(),
-                    **state,
-                    "rng": rng_state(),
+                    "generator": model.generator.state_dict(),
                     "step": step,
                     "epoch": epoch,
-                    "batch_index": batch_index,
-                    "world_size": group.world_size,
-                    **({"inputs": inputs} if inputs is not None else {}),
                 },
-                checkpoint_path,
+                output_dir / ckpt.GENERATOR_NAME,
             )
-        checkpoint_step = step
-
-    if group.main:
-        atomic_write_text(output_dir / "options.json", config.model_dump_json(indent=2) + "\n")
-    if callbacks.on_start:
-        callbacks.on_start(step, total_steps)
-
-    window, window_steps = dict.fromkeys(model.loss_names, 0.0), 0
-    last_time, last_step, images_per_second = time.perf_counter(), step, 0.0
-    with _StopSignals() as stop:
-        while step < total_steps:
-            plan = model.epoch_plan(epoch)
-            while batch_index < steps_per_epoch and step < total_steps:
-                batch = model.batch(plan, batch_index)
-                losses = model.train_step(*batch)
-                batch_index, step, window_steps = batch_index + 1, step + 1, window_steps + 1
-                values, stopping = group.step_summary(losses, stop.received is not None)
-                for name, value in values.items():  # the same on every process: all stop at this step
-                    if not math.isfinite(value):
-                        raise diverged(f"{name} is {value}")
-                window = {name: window[name] + values[name] for name in model.loss_names}
-                now = time.perf_counter()
-                if now - last_time > 0.5:
-                    images_per_second = (step - last_step) * len(batch[0]) * group.world_size / (now - last_time)
-                    last_time, last_step = now, step
-                if step % config.log_freq == 0 or step == total_steps:
-                    row = {"step": step, "epoch": epoch + 1, **{k: v / window_steps for k, v in window.items()}, "lr": model.lr}
-                    if group.main:
-                        _append_loss_row(losses_path, row, columns)
-                    if callbacks.on_log:
-                        callbacks.on_log(row)
-                    window, window_steps = dict.fromkeys(model.loss_names, 0.0), 0
-                if callbacks.on_step:
-                    callbacks.on_step(StepReport(step, epoch + 1, total_steps, values, model.lr, images_per_second))
-                if callbacks.on_sample and callbacks.sample_freq and (step % callbacks.sample_freq == 0 or step == total_steps):
-                    callbacks.on_sample(step, model.sample())
-                if step % config.save_freq == 0 and step < total_steps:
-                    save_checkpoint()
-                if stopping:
-                    save_checkpoint()
-                    group.barrier()  # no process exits before the checkpoint is whole
-                    raise TrainingInterrupted(stop.received or signal.SIGTERM, step)
-            if batch_index >= steps_per_epoch:
-                epoch, batch_index = epoch + 1, 0
-                grid = model.end_epoch(epoch)
-                if grid is not None and callbacks.on_sample:
-                    callbacks.on_sample(step, grid)
-        save_checkpoint()
-
-    if group.main:
-        ckpt.save(
-            {
-                "config": config.model_dump(mode="json"),
-                "architecture": config.architecture(),
-                "generator": model.generator.state_dict(),
-                "step": step,
-                "epoch": epoch,
-            },
-            output_dir / ckpt.GENERATOR_NAME,
-        )
-        grid = model.finish()
-        if grid is not None and batch_index and callbacks.on_sample:  # at an epoch's end it was just shown
-            callbacks.on_sample(step, grid)
-    return {**summary, "steps": step, "epochs": epoch}
+            grid = model.finish()
+            if grid is not None and batch_index and callbacks.on_sample:  # at an epoch's end it was just shown
+                callbacks.on_sample(step, grid)
+        return {**summary, "steps": step, "epochs": epoch}
 
 
 def inputs_digest(config: BaseModel, data: Sequence[Path], code: Sequence[tuple[str, Path]]) -> str:
