@@ -63,6 +63,10 @@ class Limits:
     max_files: int = 500_000
 
 
+class _WriteFailed(OSError):
+    """Writing the downloaded bytes failed (a full disk): the partial file stays, to resume once there is room."""
+
+
 class _Transient(Exception):
     """A failure worth retrying: connection trouble, a cut-off transfer, a busy server."""
 
@@ -244,9 +248,12 @@ def _fetch_once(url: str, part: Path, limits: Limits, deadline: float, progress:
             have, total = 0, length
         done = have
         try:
-            with part.open("ab" if have else "wb") as handle:
+            with part.open("ab" if have else "wb", buffering=0) as handle:  # unbuffered: a full disk fails in write, below
                 while chunk := response.read1(CHUNK_BYTES):  # what has arrived: a trickle still meets the deadline
-                    handle.write(chunk)
+                    try:
+                        handle.write(chunk)
+                    except OSError as exc:  # the disk, not the network: not worth retrying
+                        raise _WriteFailed(exc.errno, exc.strerror, os.fspath(part)) from None
                     done += len(chunk)
                     if progress:
                         progress(done, total)
@@ -254,6 +261,8 @@ def _fetch_once(url: str, part: Path, limits: Limits, deadline: float, progress:
                         raise _Transient(f"still receiving at {done} bytes")
         except TimeoutError:
             raise _Transient(f"{stalled} at {done} bytes") from None
+        except _WriteFailed:
+            raise
         except (OSError, http.client.HTTPException) as exc:
             raise _Transient(f"connection lost at {done} bytes ({exc or type(exc).__name__})") from None
     if total is not None and done < total:

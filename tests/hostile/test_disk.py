@@ -19,7 +19,7 @@ from pix2pix import checkpoint as ckpt
 from pix2pix.data.images import list_images
 from pix2pix.train.config import TrainConfig
 from pix2pix.train.pix2pix_model import train
-from stages import evaluate, split
+from stages import evaluate, export, report, split, translate
 from stages import train as train_stage
 from tests.hostile.test_inputs import download, zip_of_zeros
 from tests.unit import test_download
@@ -101,6 +101,22 @@ def test_evaluate_onto_a_full_disk_is_one_line(disk, run, make_pairs, tmp_path, 
     assert sorted(os.listdir(disk)) == ["filler"]
 
 
+def test_translate_export_and_report_onto_a_full_disk_are_one_line(disk, run, make_pairs, tmp_path, invoke, assert_user_error):
+    """The other writers: translate (file by file), export (one file) and report (a folder)."""
+    photos = noise_photos(tmp_path / "photos", count=2)
+    results = tmp_path / "results"
+    assert invoke(evaluate.app, "-i", str(make_pairs(tmp_path / "pairs", count=2)), "-c", str(run), "-o", str(results)).returncode == 0
+    fill(disk, leave=4096)  # room for translate's marker file, not for an image
+    translated = invoke(translate.app, "-c", str(run), "-i", str(photos), "-o", str(disk / "translated"))
+    assert_user_error(translated, str(disk / "translated"), FULL)
+    exported = invoke(export.app, "-c", str(run), "--format", "torchscript", "-o", str(disk / "generator.ts"))
+    assert_user_error(exported, str(disk / "generator.ts"), FULL)
+    reported = invoke(report.app, "--eval_dir", str(results), "-o", str(disk / "report"))
+    assert_user_error(reported, str(disk / "report"), FULL)
+    leftovers = {path.relative_to(disk).as_posix() for path in disk.rglob("*")}
+    assert leftovers <= {"filler", "translated", "translated/.pix2pix-output"}  # no temp file, no staging, no half an image
+
+
 def test_training_onto_a_full_disk_is_one_line(disk, pairs, run_cli, train_args, assert_user_error):
     fill(disk)
     result = run_cli(*train_args(pairs, disk / "run", "--max_steps", "1"))
@@ -147,3 +163,12 @@ def test_a_file_name_that_is_not_utf8_trains_with_a_cache(pairs, tmp_path, invok
     result = invoke(train_stage.app, *args)
     assert result.returncode == 0, result.stderr
     assert [path.suffix for path in cache.iterdir()] == [".npy"]
+
+
+def test_a_download_that_does_not_fit_is_one_line_and_not_retried(disk, server, invoke, assert_user_error):
+    """The disk, not the network: no retries, and the partial file stays to resume once there is room."""
+    server.files["/big.zip"] = os.urandom(2_000_000)  # not unpacked: the write of the download fails first
+    fill(disk, leave=256 * 1024)
+    result = download(invoke, f"{server.url}/big.zip", disk / "raw")
+    assert_user_error(result, f"{disk / 'raw' / 'data.zip.part'}: {FULL}")
+    assert len(server.requests) == 1
