@@ -143,7 +143,7 @@ def evaluate(
     acceleration: Acceleration | None = None,
     mean_target: np.ndarray | None = None,
 ) -> dict:
-    """Write ``images/NAME-{inputs,outputs,targets}.png``, ``metrics.csv`` and ``metrics.json``; returns the latter's content.
+    """Write ``images/NAME-{inputs,outputs,targets}.png``, ``metrics.csv`` and ``metrics.json``; returns what metrics.json holds.
 
     metrics.json holds the mean of each metric over all images, ``count``, ``eval_mode``,
     ``directions`` (``lower`` or ``higher`` is better, per metric) and ``baselines``: the same
@@ -168,7 +168,7 @@ def evaluate(
     baseline = input_baseline(task)
     mean_like = functools.cache(lambda shape: resized_like(mean_target, shape))
 
-    def finish(name: str, input_rgb: np.ndarray, output_rgb: np.ndarray, target_rgb: np.ndarray) -> dict:
+    def finish(name: str, input_rgb: np.ndarray, output_rgb: np.ndarray, target_rgb: np.ndarray) -> tuple[dict, dict]:
         for suffix, image in (("inputs", input_rgb), ("outputs", output_rgb), ("targets", target_rgb)):
             save_image(image, images_dir / f"{name}-{suffix}.png")
         from pix2pix.infer.metrics import (
