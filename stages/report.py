@@ -1,4 +1,4 @@
-"""`pix2pix report`: static HTML pages to look at results: one per experiment, and an index comparing them."""
+"""`pix2pix report`: static HTML pages to look at results: one per experiment, and an index listing them."""
 
 from __future__ import annotations
 
@@ -20,19 +20,19 @@ def report(
     output_dir: Annotated[Optional[Path], typer.Option("--output-dir", "-o", help="Report folder (replaced as a whole when done).")] = None,
     run_dir: Annotated[Optional[Path], typer.Option("--run-dir", "-r", help="Training run folder, for losses.csv and options.json \\[default: no loss curves].")] = None,
     name: Annotated[Optional[str], typer.Option(help="Experiment name shown on the page \\[default: the eval folder's name].")] = None,
-    index: Annotated[Optional[Path], typer.Option(help="Instead of a report, write this index page comparing the --experiment reports.")] = None,
+    index: Annotated[Optional[Path], typer.Option(help="Instead of a report, write this index page listing the --experiment reports, each against its own baselines.")] = None,
     experiments: Annotated[Optional[list[str]], typer.Option("--experiment", metavar="NAME=DIR", help="NAME=REPORT_DIR, repeated: the reports the --index page lists.")] = None,
     cgan_run: Annotated[Optional[Path], typer.Option("--cgan-run", help="Instead of an evaluation, report this `pix2pix cgan train` run folder (digit grid, conditioning accuracy, losses).")] = None,
 ) -> None:
-    """Write the HTML report of one experiment, or with --index a page comparing several.
+    """Write the HTML report of one experiment, or with --index a page listing several.
 
     [bold]One experiment[/bold]: pix2pix report --eval-dir results/facades --run-dir runs/facades --output-dir reports/facades
 
-    writes reports/facades/index.html: the image table (name | input | output | target, 50 rows a page, sortable by metric), the metrics and the loss curves. The folder is self-contained (images linked in) and works offline.
+    writes reports/facades/index.html: the image table (name | input | output | target, 50 rows a page, sortable by metric), the metrics (each with which way is better, beside the baselines evaluate recorded) and the loss curves. The folder is self-contained (images linked in) and works offline.
 
     [bold]Index[/bold]: pix2pix report --index reports/index.html --experiment facades=reports/facades --experiment maps=reports/maps
 
-    writes one page with each experiment's mean metrics side by side, linking to its report.
+    writes one page setting each experiment against its own baselines ("beats identity on 2 of 3 metrics"), linking to its report. Experiments are different tasks: none is ranked against another.
     """
     from pix2pix.apps.report import (
         build_cgan_report,

@@ -178,9 +178,19 @@ class TrainingTracker:
         self.mlflow.end_run(status=status)
 
 
-def log_evaluation(run_dir: Path, metrics: dict, results_dir: Path) -> bool:
-    """Add evaluation metrics and the metrics table to the latest run of the training in ``run_dir``,
-    if it was tracked; a run that cannot be found (another machine or store) gets a new one."""
+def evaluation_metrics(summary: dict) -> dict[str, float]:
+    """The MLflow metrics of an evaluation's metrics.json ``summary``: ``eval_l1``... for the model,
+    ``baseline_identity_l1``... for its baselines (flat names: MLflow metrics are numbers, not trees)."""
+    metrics = {f"eval_{metric}": summary[metric] for metric in summary["directions"]}
+    for baseline, scores in summary["baselines"].items():
+        metrics.update({f"baseline_{baseline}_{metric}": value for metric, value in scores.items()})
+    return metrics
+
+
+def log_evaluation(run_dir: Path, summary: dict, results_dir: Path) -> bool:
+    """Add the ``evaluation_metrics`` of ``summary`` (what evaluate writes to metrics.json) and the metrics
+    table to the latest run of the training in ``run_dir``, if it was tracked; a run that cannot be found
+    (another machine or store) gets a new one."""
     marker = Path(run_dir) / MARKER
     if not marker.exists():
         return False
@@ -193,8 +203,8 @@ def log_evaluation(run_dir: Path, metrics: dict, results_dir: Path) -> bool:
     if missing:
         print(f"warning: no MLflow run of {tags[RUN_DIR_TAG]} in experiment {experiment!r} at {mlflow.get_tracking_uri()}; logging the evaluation to a new run", file=sys.stderr)
         run = create_run(mlflow, experiment, tags)
-    for key, value in metrics.items():  # through the client: the training run's status stays as it is
-        client.log_metric(run.info.run_id, f"eval_{key}", value)
+    for key, value in evaluation_metrics(summary).items():  # through the client: the training run's status stays as it is
+        client.log_metric(run.info.run_id, key, value)
     client.log_artifact(run.info.run_id, str(Path(results_dir) / "metrics.csv"), artifact_path="evaluation")
     if missing:
         client.set_terminated(run.info.run_id)

@@ -1,4 +1,9 @@
-"""Static HTML reports: one page per experiment (images, metrics, loss curves) and an index comparing them.
+"""Static HTML reports: one page per experiment (images, metrics, loss curves) and an index listing them.
+
+Every metric is shown with its direction (lower or higher is better) and beside its trivial
+baselines (the input itself, the mean training image, chance), which ``pix2pix evaluate``
+records in metrics.json: that is what says whether a model is any good. Experiments are
+different tasks with different data, so the index never ranks one against another.
 
 A report folder is self-contained and works offline: the evaluation images are hard-linked (or
 copied) into it, every link is relative, and nothing is fetched from the network. The image table
@@ -27,8 +32,11 @@ IMAGE_KINDS = ("inputs", "outputs", "targets")
 # The adversarial terms every run logs (pix2pix and cGAN); its other loss columns get a panel of their own.
 ADVERSARIAL = ("G_GAN", "D_real", "D_fake")
 NOT_LOSSES = ("step", "epoch", "lr")
-LOWER_IS_BETTER = {"l1", "ciede2000"}
-HIGHER_IS_BETTER = {"psnr", "ssim", "conditioning_accuracy", "diversity"}
+BOOKKEEPING = ("count", "eval_mode")  # numbers in metrics.json that are not metrics
+BETTER = {"lower": "↓ lower is better", "higher": "↑ higher is better"}
+# The cGAN's metrics.json (written by training) holds numbers alone; its report adds what they mean.
+CGAN_DIRECTIONS = {"conditioning_accuracy": "higher", "diversity": "higher"}
+CGAN_BASELINES = {"chance": {"conditioning_accuracy": 0.1}}  # a label-blind generator: one digit in ten
 ROWS_PER_PAGE = 50
 
 
@@ -131,13 +139,67 @@ def plot_losses(losses_csv: Path, output_png: Path) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """One experiment's metrics beside its own baselines.
+
+    ``metrics``: per metric its ``name``, ``better`` (the direction in words, "" if unknown),
+    ``value`` and ``baselines`` (per baseline: its ``value`` and whether the model ``beats`` it,
+    None where that cannot be said). ``verdicts``: per baseline, (metrics beaten, metrics compared).
+    """
+
+    metrics: list[dict]
+    verdicts: dict[str, tuple[int, int]]
+
+
+def beats(value: float, baseline: float, direction: str) -> bool:
+    """Whether the model's ``value`` is strictly better than the baseline's (a tie is not a win)."""
+    return value < baseline if direction == "lower" else value > baseline
+
+
+def compare_with_baselines(summary: dict, source: Path) -> Comparison:
+    """Read ``directions`` and ``baselines`` from a metrics.json's ``summary`` (``source`` names it in errors).
+
+    A file without them (an older evaluate) gives metrics without directions and no baselines.
+    """
+    directions, baselines = summary.get("directions", {}), summary.get("baselines", {})
+    if not isinstance(directions, dict) or not all(value in BETTER for value in directions.values()):
+        raise UserError(f"{source}: 'directions' must map each metric to \"lower\" or \"higher\"")
+    if not isinstance(baselines, dict) or not all(
+        isinstance(scores, dict) and all(_is_number(value) for value in scores.values()) for scores in baselines.values()
+    ):
+        raise UserError(f"{source}: 'baselines' must map each baseline to {{metric: number}}")
+    metrics, verdicts = [], {name: (0, 0) for name in baselines}
+    for name, value in summary.items():
+        if name in BOOKKEEPING or not _is_number(value):
+            continue
+        direction = directions.get(name)
+        row = {"name": name, "better": BETTER.get(direction, ""), "value": value, "baselines": {}}
+        for baseline, scores in baselines.items():
+            if name not in scores:
+                continue
+            beaten = beats(value, scores[name], direction) if direction else None
+            row["baselines"][baseline] = {"value": scores[name], "beats": beaten}
+            if beaten is not None:
+                won, compared = verdicts[baseline]
+                verdicts[baseline] = (won + beaten, compared + 1)
+        metrics.append(row)
+    return Comparison(metrics, verdicts)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def metric_summary(table: MetricsTable, means: dict) -> list[dict]:
-    """Per metric: the mean from metrics.json, and median / min / max over the images."""
+    """Per metric: the mean from metrics.json, which way is better, and median / min / max over the images."""
+    directions = means.get("directions", {})
     summary = []
     for index, column in enumerate(table.columns):
         values = [values[index] for _, values in table.rows if values[index] is not None]
         summary.append({
             "name": column,
+            "better": BETTER.get(directions.get(column), ""),
             "mean": means.get(column),
             "median": statistics.median(values) if values else None,
             "min": min(values, default=None),
@@ -161,6 +223,7 @@ def build_report(experiment_name: str, eval_dir: Path, run_dir: Path | None, out
     check_output_separate(output_dir, [eval_dir, *([run_dir] if run_dir else [])])
     table = read_metrics_table(eval_dir / "metrics.csv")
     means = read_json(eval_dir / "metrics.json")
+    comparison = compare_with_baselines(means, eval_dir / "metrics.json")
     options = read_json(run_dir / "options.json") if run_dir and (run_dir / "options.json").exists() else {}
     with atomic_directory(output_dir) as staging:
         (staging / "images").mkdir()
@@ -193,6 +256,7 @@ def build_report(experiment_name: str, eval_dir: Path, run_dir: Path | None, out
             run_dir=str(run_dir) if run_dir else None,
             means=means,
             summary=metric_summary(table, means),
+            comparison=comparison,
             loss_note=loss_note,
             options={key: _option_text(value) for key, value in options.items()},
             data=data,
@@ -204,7 +268,8 @@ def build_report(experiment_name: str, eval_dir: Path, run_dir: Path | None, out
 def build_cgan_report(experiment_name: str, run_dir: Path, output_dir: Path) -> None:
     """Write the page of a ``pix2pix cgan train`` run: the 10 x N digit grid, conditioning accuracy, losses.
 
-    ``metrics.json`` in the report keeps the run's headline numbers, so the index can list it.
+    ``metrics.json`` in the report keeps the run's headline numbers with their directions and
+    chance baseline, so the index can list it like an evaluation.
     """
     run_dir, output_dir = Path(run_dir), Path(output_dir)
     grid = run_dir / "samples" / "final.png"
@@ -212,18 +277,23 @@ def build_cgan_report(experiment_name: str, run_dir: Path, output_dir: Path) -> 
         raise UserError(f"{grid}: no final sample grid (run `pix2pix cgan train` to the end first)")
     check_output_separate(output_dir, [run_dir])
     metrics = read_json(run_dir / "metrics.json")
-    headline = {key: value for key, value in metrics.items() if isinstance(value, (int, float))}
+    headline = {key: value for key, value in metrics.items() if _is_number(value)}
+    summary = {
+        **headline,
+        "directions": {key: CGAN_DIRECTIONS[key] for key in headline if key in CGAN_DIRECTIONS},
+        "baselines": CGAN_BASELINES,
+    }
     per_digit = metrics.get("per_digit", {})
     with atomic_directory(output_dir) as staging:
         link_or_copy(grid, staging / "grid.png")
-        atomic_write_text(staging / "metrics.json", json.dumps(headline, indent=2) + "\n")
+        atomic_write_text(staging / "metrics.json", json.dumps(summary, indent=2) + "\n")
         losses = run_dir / "losses.csv"
         has_plot = losses.is_file() and plot_losses(losses, staging / "losses.png")
         html = _render(
             "cgan",
             title=experiment_name,
             run_dir=str(run_dir),
-            headline=headline,
+            comparison=compare_with_baselines(summary, run_dir / "metrics.json"),
             per_digit=per_digit,
             loss_note=None if has_plot else f"No loss curves: {losses} is missing or empty.",
         )
@@ -231,19 +301,23 @@ def build_cgan_report(experiment_name: str, run_dir: Path, output_dir: Path) -> 
 
 
 def build_index(experiments: Sequence[tuple[str, str, dict]], output_path: Path) -> None:
-    """Write one page comparing experiments: a row per (name, report folder relative to the page, metrics.json)."""
-    columns = list(dict.fromkeys(key for _, _, metrics in experiments for key in metrics))
-    columns.sort(key=lambda column: column in ("count", "eval_mode"))  # metrics first, bookkeeping last
-    best = {}
-    for column in columns:
-        values = [m[column] for _, _, m in experiments if isinstance(m.get(column), (int, float))]
-        if len(values) > 1 and column in LOWER_IS_BETTER | HIGHER_IS_BETTER:
-            best[column] = (min if column in LOWER_IS_BETTER else max)(values)
+    """Write one page listing experiments: a row per (name, report folder relative to the page, metrics.json).
+
+    Each experiment is set against its own baselines only; they are different tasks, so no
+    column lines up one experiment's numbers with another's and none is called best.
+    """
+    folder = Path(output_path).parent
     rows = [
-        {"name": name, "href": quote(f"{Path(report_dir).as_posix()}/index.html"), "metrics": metrics}
+        {
+            "name": name,
+            "href": quote(f"{Path(report_dir).as_posix()}/index.html"),
+            "count": metrics.get("count"),
+            "eval_mode": metrics.get("eval_mode"),
+            "comparison": compare_with_baselines(metrics, folder / report_dir / "metrics.json"),
+        }
         for name, report_dir, metrics in experiments
     ]
-    html = _render("index", title="pix2pix experiments", columns=columns, rows=rows, best=best)
+    html = _render("index", title="pix2pix experiments", rows=rows)
     atomic_write_text(Path(output_path), html)
 
 

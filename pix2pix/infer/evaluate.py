@@ -7,6 +7,7 @@ multiple (2^depth) and the output cropped back to the input's size.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
@@ -16,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 from torch.nn import functional as F
 
 from pix2pix.data.dataset import load_eval_pair
-from pix2pix.data.images import save_image
+from pix2pix.data.images import open_rgb, save_image
 from pix2pix.files import atomic_write_text, check_unique_outputs
 from pix2pix.nn.device import Acceleration
 from pix2pix.nn.networks import replace_batch_norms
@@ -92,6 +94,42 @@ def image_names(paths: Sequence[Path]) -> list[str]:
     return names
 
 
+def input_baseline(task: Task) -> str:
+    """The name of the do-nothing baseline, the input as evaluate shows it scored as an output: ``grey`` for
+    L -> ab colorization (the L channel alone, ab = 0), else ``identity`` (for ab -> L: the ab at mid lightness)."""
+    return "grey" if task.lab_colorization and task.direction == "AtoB" else "identity"
+
+
+def mean_target_image(
+    paths: Sequence[Path], task: Task, size: int | None = None, progress: Callable[[int], None] | None = None
+) -> np.ndarray:
+    """The pixel-wise mean of the target images of ``paths`` (the training split) as ``(H, W, 3)`` uint8.
+
+    The baseline that knows the data set but not the input. Targets are resized like the eval
+    images (``size`` squared), or with ``size`` None to the first target's size.
+    """
+    total, shape = None, (size, size) if size else None
+    for path in paths:
+        target = task.split(Path(path), open_rgb(path))[1]
+        shape = shape or target.size
+        if target.size != shape:
+            target = target.resize(shape, Image.Resampling.BICUBIC)
+        pixels = np.asarray(target, dtype=np.float64)
+        total = pixels if total is None else total + pixels
+        if progress:
+            progress(1)
+    if total is None:
+        raise ValueError("no training images to average")
+    return (total / len(paths) + 0.5).astype(np.uint8)
+
+
+def resized_like(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``image`` resized (bicubic) to an eval image's ``(H, W, 3)`` shape, as is if it has it."""
+    if image.shape == shape:
+        return image
+    return np.asarray(Image.fromarray(image).resize((shape[1], shape[0]), Image.Resampling.BICUBIC))
+
+
 def evaluate(
     generator: nn.Module,
     task: Task,
@@ -103,10 +141,15 @@ def evaluate(
     progress: Callable[[int], None] | None = None,
     batch_size: int = 8,
     acceleration: Acceleration | None = None,
-) -> dict[str, float]:
-    """Write ``images/NAME-{inputs,outputs,targets}.png``, ``metrics.csv`` and ``metrics.json``.
+    mean_target: np.ndarray | None = None,
+) -> dict:
+    """Write ``images/NAME-{inputs,outputs,targets}.png``, ``metrics.csv`` and ``metrics.json``; returns what metrics.json holds.
 
-    Returns the mean of each metric over all images. Images of one size go through the
+    metrics.json holds the mean of each metric over all images, ``count``, ``eval_mode``,
+    ``directions`` (``lower`` or ``higher`` is better, per metric) and ``baselines``: the same
+    means for trivial outputs scored by the same code, ``input_baseline(task)`` (the input
+    itself) and, given ``mean_target`` (``mean_target_image`` of the training split), ``mean``.
+    A model that does not beat them has learnt nothing worth its cost. Images of one size go through the
     generator ``batch_size`` at a time; in ``train`` mode each keeps its own normalisation
     statistics (``PerImageBatchNorm``), so outputs are those of one image at a time, as in the
     reference, but for which dropout mask each image draws. PNG encoding and metrics run in
@@ -122,15 +165,21 @@ def evaluate(
     accel = acceleration or Acceleration(next(generator.parameters()).device)
     network = accel.for_inference(generator)
     torch.manual_seed(seed)  # dropout at test time (train mode) is then reproducible
+    baseline = input_baseline(task)
+    mean_like = functools.cache(lambda shape: resized_like(mean_target, shape))
 
-    def finish(name: str, input_rgb: np.ndarray, output_rgb: np.ndarray, target_rgb: np.ndarray) -> dict:
+    def finish(name: str, input_rgb: np.ndarray, output_rgb: np.ndarray, target_rgb: np.ndarray) -> tuple[dict, dict]:
         for suffix, image in (("inputs", input_rgb), ("outputs", output_rgb), ("targets", target_rgb)):
             save_image(image, images_dir / f"{name}-{suffix}.png")
         from pix2pix.infer.metrics import (
             image_metrics,  # SciPy's ~0.8 s import happens here, beside the next forward pass
         )
 
-        return {"name": name, **image_metrics(output_rgb, target_rgb, task.lab_colorization)}
+        baselines = {baseline: input_rgb}
+        if mean_target is not None:
+            baselines["mean"] = mean_like(target_rgb.shape)
+        scores = {key: image_metrics(image, target_rgb, task.lab_colorization) for key, image in baselines.items()}
+        return {"name": name, **image_metrics(output_rgb, target_rgb, task.lab_colorization)}, scores
 
     rows: list[Future] = []
     pending: list[tuple[str, torch.Tensor, np.ndarray]] = []
@@ -158,7 +207,7 @@ def evaluate(
             pending.append((name, network_input, target_rgb))
         if pending:
             flush(writer)
-    results = [row.result() for row in rows]
+    results, baseline_scores = zip(*(row.result() for row in rows)) if rows else ((), ())
     columns = list(results[0]) if results else ["name"]
     table = io.StringIO()
     csv_writer = csv.DictWriter(table, fieldnames=columns, lineterminator="\n")
@@ -166,6 +215,18 @@ def evaluate(
     csv_writer.writerows({key: f"{value:.6f}" if isinstance(value, float) else value for key, value in row.items()} for row in results)
     atomic_write_text(output_dir / "metrics.csv", table.getvalue())
     means = {column: float(np.mean([row[column] for row in results])) for column in columns if column != "name"}
-    summary = {**means, "count": len(rows), "eval_mode": eval_mode}
+    baselines = {
+        key: {column: float(np.mean([scores[key][column] for scores in baseline_scores])) for column in means}
+        for key in (baseline_scores[0] if baseline_scores else {})
+    }
+    from pix2pix.infer.metrics import DIRECTIONS  # loaded by now, in the writers
+
+    summary = {
+        **means,
+        "count": len(rows),
+        "eval_mode": eval_mode,
+        "directions": {column: DIRECTIONS[column] for column in means},
+        "baselines": baselines,
+    }
     atomic_write_text(output_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
-    return means
+    return summary

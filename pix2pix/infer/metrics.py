@@ -11,6 +11,8 @@ from skimage.metrics import (
 )
 
 PSNR_CAP_DB = 100.0  # identical images have infinite PSNR; JSON and averages need a number
+# Which way each metric improves: written beside the numbers (metrics.json), so a report never guesses.
+DIRECTIONS = {"l1": "lower", "psnr": "higher", "ssim": "higher", "ciede2000": "lower"}
 
 
 def image_metrics(output: np.ndarray, target: np.ndarray, colorization: bool = False) -> dict[str, float]:

@@ -67,7 +67,7 @@ def test_train_and_evaluate_log_to_a_real_server(mlflow_server, tmp_path, make_p
         "stages.train", "-i", str(data), "-o", str(run_dir), *tiny_args, "--max_steps", "6", "--sample_freq", "3",
         "--mlflow-experiment", "facades-test", env=env, check=True,
     )  # fmt: skip
-    run_cli("stages.evaluate", "-i", str(data), "-c", str(run_dir), "-o", str(tmp_path / "res"), env=env, check=True)
+    run_cli("stages.evaluate", "-i", str(data), "-c", str(run_dir), "-o", str(tmp_path / "res"), "--train_dir", str(data), env=env, check=True)
 
     experiment = api(mlflow_server, "experiments/get-by-name", experiment_name="facades-test")["experiment"]
     runs = api(mlflow_server, "runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
@@ -83,7 +83,7 @@ def test_train_and_evaluate_log_to_a_real_server(mlflow_server, tmp_path, make_p
     for key in ("G_GAN", "D_real", "D_fake", "lr"):
         assert len(api(mlflow_server, "metrics/get-history", run_id=run_id, metric_key=key)["metrics"]) == 6
     latest = {m["key"]: m["value"] for m in api(mlflow_server, "runs/get", run_id=run_id)["run"]["data"]["metrics"]}
-    assert {"eval_l1", "eval_psnr", "eval_ssim"} <= latest.keys()
+    assert {"eval_l1", "eval_psnr", "eval_ssim", "baseline_identity_l1", "baseline_mean_ssim"} <= latest.keys()
 
     images = api(mlflow_server, "artifacts/list", run_id=run_id, path="images").get("files", [])
     steps = {name.split("+step+")[1].split("+")[0] for name in (Path(f["path"]).name for f in images) if name.endswith(".png")}
