@@ -13,7 +13,7 @@ import typer
 from pydantic import Field
 
 from pix2pix.options import Flags, InferenceOptions
-from stages.common import stage_app, user_errors
+from stages.common import WhichCheckpoint, stage_app, user_errors
 from stages.options import with_options
 from stages.params import ParamsFile, ParamsSection
 from stages.progress import counting_bar
@@ -37,10 +37,12 @@ def evaluate(
     checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="Run folder written by `pix2pix train`, or a generator.pt / checkpoint.pt file.", rich_help_panel="Paths")],
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Results folder (replaced as a whole when done; an existing one only if pix2pix wrote it).", rich_help_panel="Paths")],
     options: EvaluateOptions,
+    which: WhichCheckpoint = None,
     params_file: ParamsFile = None,
     section: ParamsSection = None,
 ) -> None:
     """Translate every image in INPUT_DIR and compute L1, PSNR, SSIM (and CIEDE2000 for colorization)."""
+    from pix2pix.checkpoint import resolve
     from pix2pix.data.images import list_images
     from pix2pix.files import atomic_directory, check_output_separate
     from pix2pix.infer.evaluate import evaluate as evaluate_model
@@ -53,7 +55,7 @@ def evaluate(
     paths = list_images(input_dir)
     image_names(paths)  # refuses two inputs with one output name before the model is loaded
     accel = options.acceleration()
-    generator, config = generator_from_checkpoint(checkpoint, accel.device)
+    generator, config = generator_from_checkpoint(resolve(checkpoint, which), accel.device)
     task = Task(config["direction"], config["lab_colorization"])
     with counting_bar("evaluating", len(paths)) as advance, atomic_directory(output_dir) as staging:
         means = evaluate_model(
