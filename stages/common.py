@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from typing import Annotated, Optional, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 
@@ -21,7 +21,7 @@ EXIT_USER_ERROR = 2
 
 # Which generator of a run folder evaluate, translate, export and serve load (pix2pix.checkpoint.resolve).
 WhichCheckpoint = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--which",
         help="In a run folder: best (best.pt, the best validation score: train --val-dir) or last (generator.pt) \\[default: best.pt when there is one]. A file given as --checkpoint is used as is.",

@@ -26,9 +26,14 @@ from pix2pix.nn.networks import (
     build_generator,
     init_weights,
 )
-from pix2pix.task import Task
 from pix2pix.options import InferenceOptions
-from pix2pix.train.config import ARCHITECTURE_KEYS, HIGHER_IS_BETTER, OPTIMISATION_KEYS, TrainConfig
+from pix2pix.task import Task
+from pix2pix.train.config import (
+    ARCHITECTURE_KEYS,
+    HIGHER_IS_BETTER,
+    OPTIMISATION_KEYS,
+    TrainConfig,
+)
 from pix2pix.train.distributed import Group, session
 from pix2pix.train.loop import Callbacks, Validation, fit
 
