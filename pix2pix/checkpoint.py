@@ -3,7 +3,8 @@
 A run folder holds ``checkpoint.pt`` (everything needed to resume: both networks, both
 optimisers and schedulers, RNG state, position) and, once training finished,
 ``generator.pt`` (the generator and the options that describe it: enough to evaluate,
-translate or export).
+translate or export). A run validated during training (``train --val-dir``) also holds
+``best.pt``, in generator.pt's format: the generator of the best validation score so far.
 
 Each file carries the sha256 of its contents (the values, not the file's bytes), checked on
 load: torch's zip reader does not check its own CRCs, so a flipped bit in the weights would
@@ -30,6 +31,11 @@ from pix2pix.files import atomic_write_bytes
 FORMAT = "pix2pix-pipeline/1"
 CHECKPOINT_NAME = "checkpoint.pt"
 GENERATOR_NAME = "generator.pt"
+BEST_NAME = "best.pt"
+# A run folder's files for each choice of --which, in order of preference; None: best if there is one.
+WHICH_FILES: Mapping[str | None, tuple[str, ...]] = MappingProxyType(
+    {"best": (BEST_NAME,), "last": (GENERATOR_NAME, CHECKPOINT_NAME), None: (BEST_NAME, GENERATOR_NAME, CHECKPOINT_NAME)}
+)
 CHECKSUM_KEY = "sha256"
 
 # Top-level entries a reader relies on, and their types: a model to use, and a run to resume (where
@@ -110,14 +116,20 @@ def _feed(digest: Any, value: Any) -> None:
         digest.update(f"{type(value).__name__} {value!r}\n".encode())
 
 
-def resolve(checkpoint: Path) -> Path:
-    """A run folder or a file -> the file to load (a folder prefers the final generator)."""
+def resolve(checkpoint: Path, which: str | None = None) -> Path:
+    """A run folder or a file -> the file to load. In a folder ``which`` picks best.pt ("best") or the
+    last generator ("last": generator.pt, else the checkpoint of a run still training); by default
+    best.pt where validation wrote one. A file is used as is."""
+    if which not in WHICH_FILES:
+        raise UserError(f"--which {which!r}: expected best or last")
     checkpoint = Path(checkpoint)
     if checkpoint.is_dir():
-        for name in (GENERATOR_NAME, CHECKPOINT_NAME):
+        names = WHICH_FILES[which]
+        for name in names:
             if (checkpoint / name).is_file():
                 return checkpoint / name
-        raise UserError(f"{checkpoint}: no {GENERATOR_NAME} or {CHECKPOINT_NAME} in this folder")
+        hint = " (train --val-dir writes it)" if which == "best" else ""
+        raise UserError(f"{checkpoint}: no {' or '.join(names)} in this folder{hint}")
     if not checkpoint.exists():
         raise UserError(f"{checkpoint}: no such checkpoint file or run folder")
     return checkpoint

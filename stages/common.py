@@ -1,4 +1,4 @@
-"""What every stage shares: user errors as one line with exit code 2, and the rich console."""
+"""What every stage shares: user errors as one line with exit code 2, the rich console, and --which."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 
@@ -18,6 +18,17 @@ from stages.options import normalized
 F = TypeVar("F", bound=Callable)
 
 EXIT_USER_ERROR = 2
+
+# Which generator of a run folder evaluate, translate, export and serve load (pix2pix.checkpoint.resolve).
+WhichCheckpoint = Annotated[
+    str | None,
+    typer.Option(
+        "--which",
+        help="In a run folder: best (best.pt, the best validation score: train --val-dir) or last (generator.pt) \\[default: best.pt when there is one]. A file given as --checkpoint is used as is.",
+        rich_help_panel="Paths",
+        show_default=False,
+    ),
+]
 
 
 def fail(message: str) -> typer.Exit:

@@ -14,7 +14,7 @@ import typer
 from pydantic import Field
 
 from pix2pix.options import Flags, InferenceOptions
-from stages.common import stage_app, user_errors
+from stages.common import WhichCheckpoint, stage_app, user_errors
 from stages.options import with_options
 from stages.params import ParamsFile, ParamsSection
 from stages.progress import counting_bar
@@ -46,6 +46,7 @@ def evaluate(
             rich_help_panel="Paths",
         ),
     ] = None,
+    which: WhichCheckpoint = None,
     params_file: ParamsFile = None,
     section: ParamsSection = None,
 ) -> None:
@@ -53,6 +54,7 @@ def evaluate(
 
     Each metric comes with its trivial baselines, scored the same way: the input itself (identity; for L -> ab colorization the grey L channel, "grey"), and with --train-dir the pixel-wise mean of the training targets ("mean"). Without --train-dir the mean baseline is left out.
     """
+    from pix2pix.checkpoint import resolve
     from pix2pix.data.images import list_images
     from pix2pix.files import atomic_directory, check_output_separate
     from pix2pix.infer.evaluate import evaluate as evaluate_model
@@ -66,7 +68,7 @@ def evaluate(
     train_paths = list_images(train_dir) if train_dir else []
     image_names(paths)  # refuses two inputs with one output name before the model is loaded
     accel = options.acceleration()
-    generator, config = generator_from_checkpoint(checkpoint, accel.device)
+    generator, config = generator_from_checkpoint(resolve(checkpoint, which), accel.device)
     task = Task(config["direction"], config["lab_colorization"])
     mean_target = None
     if train_paths:

@@ -13,7 +13,7 @@ import typer
 from pydantic import BaseModel, ConfigDict, Field
 
 from pix2pix.options import DeviceName, EvalMode, Flags
-from stages.common import stage_app, user_errors
+from stages.common import WhichCheckpoint, stage_app, user_errors
 from stages.options import with_options
 
 app = stage_app(__doc__)
@@ -48,6 +48,7 @@ class ServeOptions(BaseModel):
 def serve(
     checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="Run folder written by `pix2pix train` or `pix2pix import-checkpoint`, or a generator.pt / checkpoint.pt file.", rich_help_panel="Paths")],
     options: ServeOptions,
+    which: WhichCheckpoint = None,
 ) -> None:
     """Serve a demo page for a trained model at http://HOST:PORT/."""
     from pix2pix.apps.serve import (
@@ -57,12 +58,13 @@ def serve(
         serve_until_signal,
         warn_if_exposed,
     )
+    from pix2pix.checkpoint import resolve
     from pix2pix.infer.translate import Translator
     from pix2pix.nn.device import select_device
 
     host, port, max_side = options.host, options.port, options.max_side
     # One tile at a time (batch_size=1): a translation's memory is then bounded by --max-pixels and one --max-side tile.
-    translator = Translator.from_checkpoint(checkpoint, select_device(options.device), options.eval_mode, max_side=max_side, overlap=min(64, max_side // 2), batch_size=1)
+    translator = Translator.from_checkpoint(resolve(checkpoint, which), select_device(options.device), options.eval_mode, max_side=max_side, overlap=min(64, max_side // 2), batch_size=1)
     model = DemoModel(translator, Limits(options.max_bytes, options.max_pixels), options.max_queued)
     server = make_server(model, host, port)
     warn_if_exposed(host)

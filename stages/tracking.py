@@ -156,6 +156,11 @@ class TrainingTracker:
         if report.step % FLUSH_EVERY == 0 or report.step == report.total_steps:
             self.flush()
 
+    def on_validation(self, step: int, scores: dict[str, float]) -> None:
+        """Validation scores as metrics val_<name>, at their step."""
+        self.run_id()
+        self.mlflow.log_metrics({f"val_{name}": value for name, value in scores.items()}, step=step)
+
     def on_sample(self, step: int, grid) -> None:
         self.run_id()
         self.mlflow.log_image(grid, key="samples", step=step)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from pix2pix.options import Flags
 from pix2pix.train.config import TrainConfig
@@ -22,7 +22,8 @@ app = stage_app(__doc__)
 
 
 class TrainOptions(TrainConfig):
-    """`pix2pix train`'s options: the training config, plus where decoded images are kept and how often samples are logged."""
+    """`pix2pix train`'s options: the training config, plus where decoded images are kept, how often samples are logged,
+    and the validation images."""
 
     cache_dir: Annotated[
         Path | None,
@@ -32,6 +33,17 @@ class TrainOptions(TrainConfig):
     sample_freq: Annotated[
         int, Flags("Tracking"), Field(ge=1, description="Steps between sample grids (input | output | target) logged to MLflow.")
     ] = 100
+    val_dir: Annotated[
+        Path | None,
+        Flags("Checkpoints"),
+        Field(description="Folder of A|B validation pairs: every --val-freq steps the generator is scored on them as `pix2pix evaluate` does by default (val.csv, MLflow val_*), and the best one is kept as best.pt \\[default: no validation]."),
+    ] = None
+
+    @model_validator(mode="after")
+    def _early_stop_needs_validation(self) -> TrainOptions:
+        if self.early_stop is not None and self.val_dir is None:
+            raise ValueError("early_stop needs validation images: give --val-dir too")
+        return self
 
     def training(self) -> TrainConfig:
         return TrainConfig(**self.model_dump(include=set(TrainConfig.model_fields)))
@@ -56,13 +68,14 @@ def train(
     from pix2pix.data.images import list_images
 
     paths = list_images(input_dir)
+    val_paths = list_images(options.val_dir) if options.val_dir else []
     config = options.training()
     inputs = None
     if restart_if_changed:
         from pix2pix.train.loop import inputs_digest
 
-        inputs = inputs_digest(config, paths, code_files())
-    run_training(config, paths, output_dir, mlflow_experiment, options.sample_freq, options.cache_dir, inputs)
+        inputs = inputs_digest(config, paths, code_files(), val_paths)
+    run_training(config, paths, output_dir, mlflow_experiment, options.sample_freq, options.cache_dir, inputs, val_paths)
 
 
 def code_files() -> list[tuple[str, Path]]:
@@ -81,12 +94,13 @@ def run_training(
     sample_freq: int = 0,
     cache_dir: Path | None = None,
     inputs: str | None = None,
+    val_paths: list[Path] | None = None,
 ) -> dict:
     """Train pix2pix with a progress bar and optional MLflow tracking."""
     from pix2pix.train.pix2pix_model import train as train_model
 
     return run_tracked(
-        lambda callbacks, load_progress: train_model(config, paths, output_dir, callbacks, load_progress, cache_dir, inputs),
+        lambda callbacks, load_progress: train_model(config, paths, output_dir, callbacks, load_progress, cache_dir, inputs, val_paths or ()),
         output_dir,
         {"train": config.model_dump(mode="json"), "input_dir": str(paths[0].parent)},
         mlflow_experiment,
@@ -144,7 +158,11 @@ def run_tracked(train_fn, output_dir: Path, params: dict, mlflow_experiment: str
                 losses = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("step", "epoch", "lr"))
                 print(f"epoch {row['epoch']}  step {row['step']}  {losses}  lr {row['lr']:.3g}", file=sys.stderr, flush=True)
 
-        callbacks = Callbacks(on_start=on_start, on_step=on_step, on_log=on_log)
+        def on_validation(step: int, scores: dict, best: bool) -> None:
+            values = "  ".join(f"{k} {v:.4f}" for k, v in scores.items())
+            console.print(f"step {step}  validation  {values}{'  (best so far: best.pt)' if best else ''}")
+
+        callbacks = Callbacks(on_start=on_start, on_step=on_step, on_log=on_log, on_validation=on_validation)
         tracker = None
         if mlflow_experiment:
             from stages.tracking import TrainingTracker
@@ -159,7 +177,11 @@ def run_tracked(train_fn, output_dir: Path, params: dict, mlflow_experiment: str
                 on_step(report)
                 tracker.on_step(report)
 
-            callbacks.on_start, callbacks.on_step = on_start_tracked, on_step_tracked
+            def on_validation_tracked(step: int, scores: dict, best: bool) -> None:
+                on_validation(step, scores, best)
+                tracker.on_validation(step, scores)
+
+            callbacks.on_start, callbacks.on_step, callbacks.on_validation = on_start_tracked, on_step_tracked, on_validation_tracked
             callbacks.on_sample, callbacks.sample_freq = tracker.on_sample, sample_freq
         try:
             summary = train_fn(callbacks, lambda n: bar.advance(loading, n))
@@ -183,6 +205,11 @@ def run_tracked(train_fn, output_dir: Path, params: dict, mlflow_experiment: str
             raise
     if summary.get("restarted"):
         console.print(f"{output_dir}: its checkpoint was made from other options, images or code; trained afresh.")
+    if summary.get("stopped_early"):
+        console.print(f"{output_dir}: stopped early at step {summary['steps']}: {summary['stopped_early']} validations in a row without a better score")
+    if "best" in summary:
+        best = summary["best"]
+        console.print(f"{output_dir}: best.pt is the generator of step {best['step']} ({'  '.join(f'{k} {v:.4f}' for k, v in best.items() if k != 'step')})")
     if summary.get("already_complete"):
         console.print(f"{output_dir}: training already complete ({summary['steps']} steps); nothing to do.")
     else:

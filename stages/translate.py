@@ -13,7 +13,7 @@ import typer
 from pydantic import Field
 
 from pix2pix.options import Flags, InferenceOptions
-from stages.common import fail, stage_app, user_errors
+from stages.common import WhichCheckpoint, fail, stage_app, user_errors
 from stages.options import with_options
 from stages.progress import counting_bar
 
@@ -42,8 +42,10 @@ def translate(
     input_path: Annotated[Path, typer.Option("--input", "--input-dir", "-i", help="An image, or a folder of images (just inputs: no A|B pairs).", rich_help_panel="Paths")],
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Folder for OUT/NAME.png (created, or one pix2pix wrote; each file is written atomically).", rich_help_panel="Paths")],
     options: TranslateOptions,
+    which: WhichCheckpoint = None,
 ) -> None:
     """Translate an image or a folder of images of any size and aspect ratio."""
+    from pix2pix.checkpoint import resolve
     from pix2pix.data.images import list_images
     from pix2pix.files import check_output_folder
     from pix2pix.infer.translate import Translator, output_paths, translate_files
@@ -58,7 +60,7 @@ def translate(
     check_output_folder(output_dir)
     accel = options.acceleration()
     translator = Translator.from_checkpoint(
-        checkpoint, accel.device, options.eval_mode, options.color_side, accel,
+        resolve(checkpoint, which), accel.device, options.eval_mode, options.color_side, accel,
         max_side=options.max_side, overlap=options.overlap, batch_size=options.batch_size,
     )  # fmt: skip
     with counting_bar("translating", len(paths)) as advance:

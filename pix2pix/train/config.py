@@ -25,6 +25,10 @@ ARCHITECTURE_KEYS = (
 OPTIMISATION_KEYS = ("gan_mode", "l1_weight", "gan_weight", "lr", "beta1", "beta2", "n_epochs", "n_epochs_decay")
 FLOAT32_MAX = 3.4028234663852886e38
 
+# The metrics of `pix2pix evaluate` that can pick best.pt, and those of them where higher is better.
+VAL_METRICS = ("l1", "psnr", "ssim", "ciede2000")
+HIGHER_IS_BETTER = ("psnr", "ssim")
+
 
 def finite_in_float32(value: Any) -> Any:
     """Every float option of training (a field validator of all fields): training computes in
@@ -95,6 +99,20 @@ class TrainConfig(DeviceOptions):
         int, Flags("Checkpoints"), Field(ge=1, description="Steps between checkpoints (one is always written at the end).")
     ] = 5000
     log_freq: Annotated[int, Flags("Checkpoints", "--print-freq"), Field(ge=1, description="Steps between rows of losses.csv.")] = 10
+    # validation (train --val-dir): which generator is best.pt, when to stop
+    val_freq: Annotated[
+        int, Flags("Checkpoints"), Field(ge=1, description="Steps between validations on --val-dir (one more at the end); each writes a row of val.csv.")
+    ] = 1000
+    val_metric: Annotated[
+        Literal[VAL_METRICS],  # type: ignore[valid-type]
+        Flags("Checkpoints"),
+        Field(description="The validation score that picks best.pt: lower l1 or ciede2000 (colorization only), higher psnr or ssim."),
+    ] = "l1"
+    early_stop: Annotated[
+        int | None,
+        Flags("Checkpoints"),
+        Field(ge=1, description="Stop after this many validations in a row without a better score (generator.pt is written as usual) \\[default: never]."),
+    ] = None
 
     _finite_floats = field_validator("*")(finite_in_float32)
 
@@ -114,6 +132,8 @@ class TrainConfig(DeviceOptions):
                 f"max_epochs {self.max_epochs} is beyond the schedule (n_epochs {self.n_epochs} + n_epochs_decay "
                 f"{self.n_epochs_decay}), where the learning rate would fall below 0; lengthen the schedule instead"
             )
+        if self.val_metric == "ciede2000" and not self.lab_colorization:
+            raise ValueError("val_metric ciede2000 is a colour difference, scored for colorization (lab_colorization) only")
         try:
             self.depth()
         except UserError as exc:

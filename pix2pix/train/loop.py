@@ -2,7 +2,7 @@
 
 A model (``Trainable``) brings its step, its state, its epochs' plans and its end of an epoch; the
 loop brings the rest: the run folder (locked while training), seeding, checkpoints, SIGTERM / SIGINT, losses.csv, sample
-grids and callbacks. Everything random (init, data order, jitter, dropout, noise) comes from the
+grids, validation (val.csv, best.pt, early stopping) and callbacks. Everything random (init, data order, jitter, dropout, noise) comes from the
 seed and torch's generator state, which the checkpoint carries, so an interrupted and resumed run
 ends with exactly the weights of an uninterrupted one. A run whose losses or weights stop being
 finite ends there with ``TrainingDiverged``, its last good checkpoint kept.
@@ -35,6 +35,7 @@ from pix2pix.files import atomic_write_text, naming_os_errors
 from pix2pix.train.distributed import Group
 
 LOSSES_NAME = "losses.csv"
+VAL_NAME = "val.csv"
 LOCK_NAME = "train.lock"  # held (flock) by the process training in the folder; holds its PID
 
 
@@ -74,7 +75,27 @@ class Callbacks:
     on_step: Callable[[StepReport], None] | None = None
     on_log: Callable[[dict], None] | None = None  # a losses.csv row
     on_sample: Callable[[int, np.ndarray], None] | None = None  # (step, a sample grid)
+    on_validation: Callable[[int, dict[str, float], bool], None] | None = None  # (step, scores, whether best so far)
     sample_freq: int = 0
+
+
+@dataclass(frozen=True)
+class Validation:
+    """When the loop scores the model (``Trainable.validate``), by which score it keeps the best
+    generator as best.pt, and after how many validations without a better one it stops."""
+
+    metric: str
+    higher_is_better: bool
+    freq: int
+    early_stop: int | None = None
+
+    def improves(self, score: float, best: float | None) -> bool:
+        return best is None or (score > best if self.higher_is_better else score < best)
+
+
+def no_validation_yet() -> dict:
+    """The validation state a checkpoint carries: the best score and its step, and the validations since."""
+    return {"best_score": None, "best_step": None, "stale": 0}
 
 
 class Trainable(Protocol):
@@ -99,6 +120,10 @@ class Trainable(Protocol):
     def sample(self) -> np.ndarray:
         """A grid of samples for people to watch training; leaves training bit-for-bit unchanged."""
 
+    def validate(self) -> dict[str, float]:
+        """Scores of the generator on held-out data (only called when ``fit`` is given a ``Validation``);
+        leaves training bit-for-bit unchanged."""
+
     def finish(self) -> np.ndarray | None:
         """Once, on rank 0, after generator.pt: the model's last outputs, and a sample grid to show."""
 
@@ -118,6 +143,7 @@ def fit(
     group: Group = Group(),
     done_name: str = ckpt.GENERATOR_NAME,
     inputs: str | None = None,
+    validation: Validation | None = None,
 ) -> dict:
     """Train (or resume) the model ``build`` makes into ``output_dir``; returns a summary. Raises
     ``TrainingInterrupted``, ``TrainingDiverged`` and ``RunFolderBusy``.
@@ -130,13 +156,17 @@ def fit(
     file a finished run writes last. ``inputs``: a digest of what the run is computed from
     (`inputs_digest`); given, a checkpoint made from other inputs is deleted and training starts
     afresh (``summary["restarted"]``) instead of resuming it or refusing its options.
+    ``validation``: validate every ``freq`` steps and at the end (rank 0 alone; val.csv), keep
+    the best generator as best.pt and stop early as it says; its state is in the checkpoint.
 
     Every step's losses are checked, as they reach the CPU each step anyway (progress, averages);
     the weights and optimiser state at each checkpoint, before it is written.
     """
     output_dir, callbacks = Path(output_dir), callbacks or Callbacks()
     with locked_run_folder(output_dir) if group.main else contextlib.nullcontext():
-        checkpoint_path, losses_path = output_dir / ckpt.CHECKPOINT_NAME, output_dir / LOSSES_NAME
+        checkpoint_path, losses_path, val_path = output_dir / ckpt.CHECKPOINT_NAME, output_dir / LOSSES_NAME, output_dir / VAL_NAME
+        if validation and validation.early_stop and group.world_size > 1:
+            raise UserError("early_stop: validation runs on rank 0 alone, so a multi-process run cannot stop early; train without it")
         per_process = -(-items // group.world_size)  # the length of an epoch plan's shard
         steps_per_epoch = -(-per_process // config.batch_size)
         total_steps = epochs * steps_per_epoch
@@ -151,7 +181,7 @@ def fit(
                 checkpoint_path.unlink()
         if saved is not None:
             _check_resumable(saved, config, checkpoint_path, resume_keys)
-            if saved["step"] >= total_steps and (output_dir / done_name).exists():
+            if (saved["step"] >= total_steps or _stopped_early(saved, validation)) and (output_dir / done_name).exists():
                 return {**summary, "steps": saved["step"], "epochs": saved["epoch"], "already_complete": True}
             if saved.get("world_size", 1) != group.world_size:  # the shards, and so the epochs, would differ
                 raise UserError(f"{checkpoint_path}: this run was started with {saved.get('world_size', 1)} processes; resume it with as many")
@@ -160,16 +190,20 @@ def fit(
         model = build()
         columns = ("step", "epoch", *model.loss_names, "lr")
         step, epoch, batch_index, checkpoint_step = 0, 0, 0, None
+        validated = no_validation_yet()
         if saved is not None:
             with ckpt.restoring(checkpoint_path, "training state"):
                 model.load_state(saved)
                 set_rng_state(saved["rng"])
             step, epoch, batch_index = saved["step"], saved["epoch"], saved["batch_index"]
+            validated = saved.get("validation", validated)
             checkpoint_step = step
             if group.main:
-                _rewrite_losses(losses_path, step, columns)
-        elif group.main and losses_path.is_file():  # an earlier run's, whose checkpoint is gone
-            losses_path.unlink()
+                for path in (losses_path, val_path):
+                    _truncate_rows(path, step)
+        elif group.main:  # an earlier run's, whose checkpoint is gone
+            for path in (losses_path, val_path, output_dir / ckpt.BEST_NAME):
+                path.unlink(missing_ok=True)
 
         def diverged(what: str) -> TrainingDiverged:
             kept = f"{checkpoint_path.name} of step {checkpoint_step} is kept" if checkpoint_step is not None else "no checkpoint was written"
@@ -193,11 +227,40 @@ def fit(
                         "epoch": epoch,
                         "batch_index": batch_index,
                         "world_size": group.world_size,
+                        "validation": validated,
                         **({"inputs": inputs} if inputs is not None else {}),
                     },
                     checkpoint_path,
                 )
             checkpoint_step = step
+
+        def save_generator(path: Path, **extra: Any) -> None:
+            """generator.pt, or best.pt in its format: the generator and the options that describe it."""
+            ckpt.save(
+                {
+                    "config": config.model_dump(mode="json"),
+                    "architecture": config.architecture(),
+                    "generator": model.generator.state_dict(),
+                    "step": step,
+                    "epoch": epoch,
+                    **extra,
+                },
+                path,
+            )
+
+        def validate() -> bool:
+            """Score the model, log it, keep best.pt; whether training should stop early."""
+            nonlocal validated
+            scores = model.validate()
+            score = scores[validation.metric]
+            best = validation.improves(score, validated["best_score"])
+            validated = {"best_score": score, "best_step": step, "stale": 0} if best else {**validated, "stale": validated["stale"] + 1}
+            _append_row(val_path, {"step": step, "epoch": epoch + 1, **scores}, ("step", "epoch", *scores))
+            if best:
+                save_generator(output_dir / ckpt.BEST_NAME, validation={validation.metric: score})
+            if callbacks.on_validation:
+                callbacks.on_validation(step, scores, best)
+            return validation.early_stop is not None and validated["stale"] >= validation.early_stop
 
         if group.main:
             atomic_write_text(output_dir / "options.json", config.model_dump_json(indent=2) + "\n")
@@ -206,8 +269,9 @@ def fit(
 
         window, window_steps = dict.fromkeys(model.loss_names, 0.0), 0
         last_time, last_step, images_per_second = time.perf_counter(), step, 0.0
+        stopped_early = saved is not None and _stopped_early(saved, validation)  # and its generator.pt is gone
         with _StopSignals() as stop:
-            while step < total_steps:
+            while step < total_steps and not stopped_early:
                 plan = model.epoch_plan(epoch)
                 while batch_index < steps_per_epoch and step < total_steps:
                     batch = model.batch(plan, batch_index)
@@ -225,7 +289,7 @@ def fit(
                     if step % config.log_freq == 0 or step == total_steps:
                         row = {"step": step, "epoch": epoch + 1, **{k: v / window_steps for k, v in window.items()}, "lr": model.lr}
                         if group.main:
-                            _append_loss_row(losses_path, row, columns)
+                            _append_row(losses_path, row, columns)
                         if callbacks.on_log:
                             callbacks.on_log(row)
                         window, window_steps = dict.fromkeys(model.loss_names, 0.0), 0
@@ -233,12 +297,16 @@ def fit(
                         callbacks.on_step(StepReport(step, epoch + 1, total_steps, values, model.lr, images_per_second))
                     if callbacks.on_sample and callbacks.sample_freq and (step % callbacks.sample_freq == 0 or step == total_steps):
                         callbacks.on_sample(step, model.sample())
-                    if step % config.save_freq == 0 and step < total_steps:
+                    if validation and group.main and (step % validation.freq == 0 or step == total_steps):
+                        stopped_early = validate()  # before a checkpoint of this step, which then holds its result
+                    if step % config.save_freq == 0 and step < total_steps and not stopped_early:
                         save_checkpoint()
                     if stopping:
                         save_checkpoint()
                         group.barrier()  # no process exits before the checkpoint is whole
                         raise TrainingInterrupted(stop.received or signal.SIGTERM, step)
+                    if stopped_early:
+                        break
                 if batch_index >= steps_per_epoch:
                     epoch, batch_index = epoch + 1, 0
                     grid = model.end_epoch(epoch)
@@ -247,27 +315,21 @@ def fit(
             save_checkpoint()
 
         if group.main:
-            ckpt.save(
-                {
-                    "config": config.model_dump(mode="json"),
-                    "architecture": config.architecture(),
-                    "generator": model.generator.state_dict(),
-                    "step": step,
-                    "epoch": epoch,
-                },
-                output_dir / ckpt.GENERATOR_NAME,
-            )
+            save_generator(output_dir / ckpt.GENERATOR_NAME)
             grid = model.finish()
             if grid is not None and batch_index and callbacks.on_sample:  # at an epoch's end it was just shown
                 callbacks.on_sample(step, grid)
-        return {**summary, "steps": step, "epochs": epoch}
+        if validation and validated["best_step"] is not None:
+            summary["best"] = {"step": validated["best_step"], validation.metric: validated["best_score"]}
+        return {**summary, "steps": step, "epochs": epoch, **({"stopped_early": validated["stale"]} if stopped_early else {})}
 
 
-def inputs_digest(config: BaseModel, data: Sequence[Path], code: Sequence[tuple[str, Path]]) -> str:
-    """sha256 of what a run computes from: its options, its data files (names and bytes) and its
-    code (``(name, path)`` of each source file). The same for the same inputs in any folder or clone."""
+def inputs_digest(config: BaseModel, data: Sequence[Path], code: Sequence[tuple[str, Path]], validation: Sequence[Path] = ()) -> str:
+    """sha256 of what a run computes from: its options, its data and validation files (names and
+    bytes) and its code (``(name, path)`` of each source file). The same for the same inputs in any folder or clone."""
     digest = hashlib.sha256(config.model_dump_json().encode())
-    for kind, files in (("data", [(path.name, path) for path in data]), ("code", code)):
+    named = {"data": [(path.name, path) for path in data], "val": [(path.name, path) for path in validation], "code": code}
+    for kind, files in named.items():
         for name, path in sorted(files):
             digest.update(f"\0{kind}\0{name}\0".encode("utf-8", "surrogateescape"))
             with path.open("rb") as handle:
@@ -370,20 +432,26 @@ def _check_resumable(saved: dict, config: BaseModel, path: Path, keys: Sequence[
         )
 
 
-def _rewrite_losses(path: Path, up_to_step: int, columns: Sequence[str]) -> None:
-    """Keep the losses.csv rows up to the resumed step (later rows belong to lost work)."""
+def _stopped_early(saved: dict, validation: Validation | None) -> bool:
+    """Whether the checkpoint's run stopped early, by the patience asked for now (a longer one trains on)."""
+    return bool(validation and validation.early_stop and saved.get("validation", no_validation_yet())["stale"] >= validation.early_stop)
+
+
+def _truncate_rows(path: Path, up_to_step: int) -> None:
+    """Keep the rows of a per-step CSV (losses.csv, val.csv) up to the resumed step (later rows belong to lost work)."""
     if not path.exists():
         return
     with path.open(newline="") as handle:
-        rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= up_to_step]
+        reader = csv.DictReader(handle)
+        rows = [row for row in reader if int(row["step"]) <= up_to_step]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=reader.fieldnames or ["step"], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(path, buffer.getvalue())
 
 
-def _append_loss_row(path: Path, row: dict, columns: Sequence[str]) -> None:
+def _append_row(path: Path, row: dict, columns: Sequence[str]) -> None:
     new = not path.exists()
     with naming_os_errors(path), path.open("a", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")

@@ -7,6 +7,7 @@ the loss halved; G step through a fresh D pass with D frozen, GAN + L1 loss.
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -14,8 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from pix2pix.data.dataset import EpochPlan, TrainingSet
+from pix2pix.data.dataset import EpochPlan, TrainingSet, load_eval_pair
 from pix2pix.errors import UserError
+from pix2pix.infer.evaluate import run_generator, set_eval_mode
+from pix2pix.infer.metrics import image_metrics
 from pix2pix.nn.device import Acceleration, resolve, select_device
 from pix2pix.nn.losses import GANLoss
 from pix2pix.nn.networks import (
@@ -23,13 +26,22 @@ from pix2pix.nn.networks import (
     build_generator,
     init_weights,
 )
+from pix2pix.options import InferenceOptions
 from pix2pix.task import Task
-from pix2pix.train.config import ARCHITECTURE_KEYS, OPTIMISATION_KEYS, TrainConfig
+from pix2pix.train.config import (
+    ARCHITECTURE_KEYS,
+    HIGHER_IS_BETTER,
+    OPTIMISATION_KEYS,
+    TrainConfig,
+)
 from pix2pix.train.distributed import Group, session
-from pix2pix.train.loop import Callbacks, fit
+from pix2pix.train.loop import Callbacks, Validation, fit
 
 LOSS_NAMES = ("G_GAN", "G_L1", "D_real", "D_fake")
-RESUME_KEYS = (*ARCHITECTURE_KEYS, *OPTIMISATION_KEYS, "seed", "batch_size", "load_size", "flip")  # a resumed run must keep these
+# A resumed run must keep these (val_metric: the best score so far was measured by it).
+RESUME_KEYS = (*ARCHITECTURE_KEYS, *OPTIMISATION_KEYS, "seed", "batch_size", "load_size", "flip", "val_metric")
+# Validation scores as `pix2pix evaluate` does by default (one image per batch: --batch-size 1).
+VALIDATION_MODE, VALIDATION_SEED = InferenceOptions.model_fields["eval_mode"].default, InferenceOptions.model_fields["seed"].default
 EARLY_STEP_MIN_ELEMENTS = 2**20  # smaller ones wait for one fused step: stepping all singly cost 4 % at 64 px, from 2**20 2 %
 
 
@@ -169,6 +181,24 @@ class Pix2Pix:
             self.scaler.load_state_dict(state["grad_scaler"])
 
 
+def validation_scores(generator: nn.Module, task: Task, pairs: Sequence[tuple[torch.Tensor, np.ndarray]], acceleration: Acceleration) -> dict[str, float]:
+    """The mean of each metric of `pix2pix evaluate` over ``(input, target RGB)`` pairs, in its default
+    mode and dropout seed, one image at a time (as ``evaluate --batch-size 1``), on a copy of the
+    generator under a forked RNG: training's weights, statistics and random stream stay untouched."""
+    network = copy.deepcopy(generator)
+    set_eval_mode(network, VALIDATION_MODE)
+    device = acceleration.device
+    rows = []
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.inference_mode():
+        torch.manual_seed(VALIDATION_SEED)
+        for network_input, target_rgb in pairs:
+            with acceleration.autocast():
+                output = run_generator(network, acceleration.to_device(network_input[None])).float()
+            _, output_rgb = task.to_rgb(network_input, output[0])
+            rows.append(image_metrics(output_rgb, target_rgb, task.lab_colorization))
+    return {name: float(np.mean([row[name] for row in rows])) for name in rows[0]}
+
+
 def sample_grid(generator: nn.Module, task: Task, inputs: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
     """Rows of input | output | target as one uint8 image, for people to watch training.
 
@@ -191,9 +221,17 @@ def sample_grid(generator: nn.Module, task: Task, inputs: torch.Tensor, targets:
 class Pix2PixTraining(Pix2Pix):
     """Pix2Pix with its training set, as ``pix2pix.train.loop`` drives it: each process takes its shard of every epoch."""
 
-    def __init__(self, config: TrainConfig, device: torch.device, group: Group, acceleration: Acceleration, dataset: TrainingSet):
+    def __init__(
+        self,
+        config: TrainConfig,
+        device: torch.device,
+        group: Group,
+        acceleration: Acceleration,
+        dataset: TrainingSet,
+        validation_pairs: Sequence[tuple[torch.Tensor, np.ndarray]] = (),
+    ):
         super().__init__(config, device, group, acceleration)
-        self.group, self.dataset = group, dataset
+        self.group, self.dataset, self.validation_pairs = group, dataset, validation_pairs
 
     def epoch_plan(self, epoch: int) -> EpochPlan:
         return self.dataset.epoch_plan(self.config.seed, epoch).shard(self.group.rank, self.group.world_size)
@@ -203,6 +241,9 @@ class Pix2PixTraining(Pix2Pix):
 
     def sample(self) -> np.ndarray:
         return sample_grid(self.generator, self.config.task, *self.dataset.fixed_batch(4))
+
+    def validate(self) -> dict[str, float]:
+        return validation_scores(self.generator, self.config.task, self.validation_pairs, self.acceleration)
 
     def finish(self) -> None:
         """Nothing more: generator.pt is the run's product."""
@@ -216,12 +257,15 @@ def train(
     load_progress: Callable[[int], None] | None = None,
     cache_dir: Path | None = None,
     inputs: str | None = None,
+    val_paths: Sequence[Path] = (),
 ) -> dict:
     """Train (or resume) into ``output_dir``; returns a summary. Raises ``TrainingInterrupted``.
 
     ``cache_dir``: keep the decoded images there as a memory-mapped file, reused by later runs
     on the same files (see ``pix2pix.data.dataset``); by default they are decoded into memory.
     ``inputs``: resume only a checkpoint made from these inputs (see ``pix2pix.train.loop.fit``).
+    ``val_paths``: validation pairs, scored every ``config.val_freq`` steps to keep best.pt (see
+    ``validation_scores``; ``config.val_metric`` and ``config.early_stop`` apply).
 
     Under torchrun each process trains on its shard of every epoch (see ``pix2pix.train.distributed``);
     rank 0 alone writes files and calls back.
@@ -236,6 +280,13 @@ def train(
         def build() -> Pix2PixTraining:
             dataset = TrainingSet(image_paths, config.task, config.load_size, config.crop_size, config.flip, load_progress, cache_dir)
             acceleration = resolve(device, config.amp, config.tf32, config.channels_last, config.cudnn_benchmark, config.compile, config.cpu_kernels)
-            return Pix2PixTraining(config, device, group, acceleration, dataset)
+            pairs = [load_eval_pair(path, config.task)[::2] for path in val_paths] if group.main else []
+            return Pix2PixTraining(config, device, group, acceleration, dataset, pairs)
 
-        return fit(build, config, Path(output_dir), len(image_paths), config.total_epochs, RESUME_KEYS, callbacks, group, inputs=inputs)
+        validation = None
+        if val_paths:
+            validation = Validation(config.val_metric, config.val_metric in HIGHER_IS_BETTER, config.val_freq, config.early_stop)
+        return fit(
+            build, config, Path(output_dir), len(image_paths), config.total_epochs, RESUME_KEYS, callbacks, group,
+            inputs=inputs, validation=validation,
+        )  # fmt: skip
