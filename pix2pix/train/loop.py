@@ -203,7 +203,8 @@ def fit(
                     _truncate_rows(path, step)
         elif group.main:  # an earlier run's, whose checkpoint is gone
             for path in (losses_path, val_path, output_dir / ckpt.BEST_NAME):
-                path.unlink(missing_ok=True)
+                if path.is_file():
+                    path.unlink()
 
         def diverged(what: str) -> TrainingDiverged:
             kept = f"{checkpoint_path.name} of step {checkpoint_step} is kept" if checkpoint_step is not None else "no checkpoint was written"

@@ -32,7 +32,8 @@ def ran_stages(output: str) -> set[str]:
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
-    files = (p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".gitignore")  # .gitignore: git's, not DVC's
+    # .gitignore: git's, not DVC's; NAME.lock.json: download's record of an archive's sha256, beside its output
+    files = (p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".gitignore" and not p.name.endswith(".lock.json"))
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
