@@ -57,7 +57,7 @@ def train(
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Run folder: checkpoint.pt, generator.pt, losses.csv, options.json; locked while training (train.lock names the PID). An existing run here is resumed, with the same options but for the length (max_epochs, max_steps), the frequencies and the speed options: any other change, lr included, is refused.", rich_help_panel="Paths")],
     options: TrainOptions,
     mlflow_experiment: Annotated[Optional[str], typer.Option("--mlflow-experiment", help="Log params, losses, sample grids and the generator to this MLflow experiment \\[default: no tracking].", rich_help_panel="Tracking")] = None,
-    restart_if_changed: Annotated[bool, typer.Option("--restart-if-changed", help="Resume the run folder's checkpoint only if it was made from the same options, training images and pix2pix code; otherwise delete it and start afresh (what `dvc repro` needs: it keeps checkpoint.pt between runs).", rich_help_panel="Checkpoints")] = False,
+    restart_if_changed: Annotated[bool, typer.Option("--restart-if-changed", help="Resume the run folder's checkpoint only if it was made from the same options, training and validation images and code (the files DVC lists as the stage's code deps); otherwise delete it and start afresh (what `dvc repro` needs: it keeps checkpoint.pt between runs).", rich_help_panel="Checkpoints")] = False,
     params_file: ParamsFile = None,
     section: ParamsSection = None,
 ) -> None:
@@ -74,16 +74,11 @@ def train(
     if restart_if_changed:
         from pix2pix.train.loop import inputs_digest
 
-        inputs = inputs_digest(config, paths, code_files(), val_paths)
+        from stages.code_deps import experiment_code, source_files
+
+        code = source_files(experiment_code("stages.train", config.lab_colorization))
+        inputs = inputs_digest(config, paths, code, val_paths)
     run_training(config, paths, output_dir, mlflow_experiment, options.sample_freq, options.cache_dir, inputs, val_paths)
-
-
-def code_files() -> list[tuple[str, Path]]:
-    """The source files of the pix2pix package and the stages, by their names inside the checkout."""
-    import pix2pix
-
-    roots = (Path(pix2pix.__file__).parent, Path(__file__).parent)
-    return [(path.relative_to(root.parent).as_posix(), path) for root in roots for path in sorted(root.rglob("*.py"))]
 
 
 def run_training(

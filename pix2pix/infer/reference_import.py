@@ -73,8 +73,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path}: not a readable PyTorch state dict ({reason[:200]})") from None
+        raise UserError(f"{path}: not a readable PyTorch state dict ({ckpt.first_line(exc)})") from None
     if isinstance(payload, dict) and payload.get("format") == ckpt.FORMAT:
         raise UserError(f"{path}: already a pix2pix-pipeline checkpoint; use it directly")
     if not isinstance(payload, dict) or not payload or not all(isinstance(v, torch.Tensor) for v in payload.values()):

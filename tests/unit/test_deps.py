@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import yaml
 
+from stages.code_deps import code, experiment_code, source_files
+
 
 def test_each_stage_lists_exactly_the_code_its_command_runs(repo_root, workflow_module):
     deps = workflow_module("deps")
@@ -16,9 +18,8 @@ def test_each_stage_lists_exactly_the_code_its_command_runs(repo_root, workflow_
     experiment_stages = {name for name, stage in pipeline["stages"].items() if stage.get("foreach") == deps.EXPERIMENTS}
     for stage in workflow_module("graph").load(repo_root).stages.values():
         group, _, key = stage.name.partition("@")
-        wanted = deps.code(deps.command_module(stage.cmd))
-        if group in experiment_stages and not params["experiments"][key]["train"].get("lab_colorization"):
-            wanted -= {deps.LAB_CODE}
+        module = deps.command_module(stage.cmd)
+        wanted = experiment_code(module, bool(params["experiments"][key]["train"].get("lab_colorization"))) if group in experiment_stages else code(module)
         listed = {dep for dep in stage.deps if deps.is_code(dep)}
         assert listed == wanted, f"{stage.name}: missing {sorted(wanted - listed)}, not run {sorted(listed - wanted)}; run: python -m workflow.deps"
         assert all((repo_root / dep).exists() for dep in listed)
@@ -43,3 +44,41 @@ def test_lab_code_and_templates_are_deps_of_their_stages_only(repo_root, workflo
     templates = {name for name, stage in stages.items() if "pix2pix/apps/templates" in stage.deps}
     assert lab == {"train@colorization", "evaluate@colorization"}
     assert templates == {name for name in stages if name.startswith("report")}
+
+
+def test_a_checkpoint_digests_exactly_the_code_dvc_reruns_its_training_for(repo_root, workflow_module):
+    """--restart-if-changed keeps a digest of the code in checkpoint.pt, a DVC output: a file outside the stage's deps
+    in it would change the checkpoint when DVC reruns nothing (a stale dvc.lock), a dep left out would resume a
+    finished run after its code changed."""
+    stages = workflow_module("graph").load(repo_root).stages
+    for name in ("train@facades", "train@colorization"):
+        listed = {dep for dep in stages[name].deps if workflow_module("deps").is_code(dep)}
+        digested = {file for file, _ in source_files(experiment_code("stages.train", name.endswith("colorization")))}
+        expanded = {file for file, _ in source_files(listed)}
+        assert digested == expanded, name
+    assert "pix2pix/infer/reference_import.py" not in digested and "pix2pix/train/loop.py" in digested
+
+
+def test_editing_code_training_does_not_run_leaves_the_digest_as_it_is(repo_root, tiny_config, tmp_path, monkeypatch):
+    import shutil
+
+    from pix2pix.train.config import TrainConfig
+    from pix2pix.train.loop import inputs_digest
+    from stages import code_deps
+
+    for package in code_deps.PACKAGES:
+        shutil.copytree(repo_root / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(code_deps, "ROOT", tmp_path)
+    config = TrainConfig(**tiny_config)
+
+    def digest():
+        return inputs_digest(config, [], source_files(experiment_code("stages.train", config.lab_colorization)))
+
+    before = digest()
+    for unrun in ("pix2pix/infer/reference_import.py", "pix2pix/color.py", "stages/evaluate.py"):
+        with open(tmp_path / unrun, "a") as handle:
+            handle.write("# edited\n")
+    assert digest() == before
+    with open(tmp_path / "pix2pix/train/loop.py", "a") as handle:
+        handle.write("# edited\n")
+    assert digest() != before
