@@ -1,4 +1,4 @@
-"""Static HTML reports: one page per experiment (images, metrics, loss curves) and an index listing them.
+"""Static HTML reports: one page per experiment (images, metrics, loss and validation curves) and an index listing them.
 
 Every metric is shown with its direction (lower or higher is better) and beside its trivial
 baselines (the input itself, the mean training image, chance), which ``pix2pix evaluate``
@@ -32,6 +32,7 @@ IMAGE_KINDS = ("inputs", "outputs", "targets")
 # The adversarial terms every run logs (pix2pix and cGAN); its other loss columns get a panel of their own.
 ADVERSARIAL = ("G_GAN", "D_real", "D_fake")
 NOT_LOSSES = ("step", "epoch", "lr")
+NOT_METRICS = ("step", "epoch")  # val.csv's columns that are not scores
 BOOKKEEPING = ("count", "eval_mode")  # numbers in metrics.json that are not metrics
 BETTER = {"lower": "↓ lower is better", "higher": "↑ higher is better"}
 # The cGAN's metrics.json (written by training) holds numbers alone; its report adds what they mean.
@@ -102,28 +103,15 @@ def plot_losses(losses_csv: Path, output_png: Path) -> bool:
 
     Returns False when the file has no rows yet. Noisy curves get a moving average on top.
     """
-    import pandas as pd
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    try:
-        table = pd.read_csv(losses_csv)
-        missing = [column for column in ("step", *ADVERSARIAL) if column not in table.columns]
-        if missing:
-            raise UserError(f"{losses_csv}: missing columns {', '.join(missing)}")
-        others = tuple(column for column in table.columns if column not in (*NOT_LOSSES, *ADVERSARIAL))
-        table = table[["step", *ADVERSARIAL, *others]].apply(pd.to_numeric)
-    except pd.errors.EmptyDataError:
-        raise UserError(f"{losses_csv}: empty file, expected a header") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise UserError(f"{losses_csv}: {exc}") from None
+    table = _read_numeric_csv(losses_csv, ("step", *ADVERSARIAL))
+    others = tuple(column for column in table.columns if column not in (*NOT_LOSSES, *ADVERSARIAL))
+    table = table[["step", *ADVERSARIAL, *others]]
     if table.empty:
         return False
     window = max(1, len(table) // 50)
-    figure = Figure(figsize=(9, 5.5), dpi=110, layout="constrained")
-    FigureCanvasAgg(figure)
     panels = [(ADVERSARIAL, "adversarial losses"), *([(others, f"{', '.join(others)} (unweighted)")] if others else [])]
-    all_axes = figure.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    figure = _figure(len(panels))
+    all_axes = figure.axes
     for axes, (names, title) in zip(all_axes, panels):
         for name in names:
             (line,) = axes.plot(table["step"], table[name].rolling(window, min_periods=1).mean(), lw=1.6, label=name)
@@ -137,6 +125,55 @@ def plot_losses(losses_csv: Path, output_png: Path) -> bool:
     all_axes[-1].set_xlabel("step")
     figure.savefig(output_png)
     return True
+
+
+def plot_validation(val_csv: Path, output_png: Path, best_metric: str | None, directions: dict[str, str]) -> bool:
+    """Draw each validation score against the step (one panel per metric), the best of ``best_metric`` marked:
+    the step best.pt was saved at. Returns False when the file has no rows yet."""
+    table = _read_numeric_csv(val_csv, ("step",))
+    if table.empty:
+        return False
+    metrics = [column for column in table.columns if column not in NOT_METRICS]
+    figure = _figure(len(metrics))
+    for axes, name in zip(figure.axes, metrics):
+        axes.plot(table["step"], table[name], marker="o", ms=3, lw=1.4)
+        direction = directions.get(name)
+        axes.set_title(f"{name} ({direction} is better)" if direction else name)
+        if name == best_metric and direction in ("lower", "higher"):
+            best = table[name].idxmin() if direction == "lower" else table[name].idxmax()
+            axes.plot(table["step"][best], table[name][best], "*", ms=14, color="tab:red", label=f"best: step {table['step'][best]:.0f} (best.pt)")
+            axes.legend(loc="best", frameon=False)
+        axes.grid(alpha=0.3)
+    figure.axes[-1].set_xlabel("step")
+    figure.savefig(output_png)
+    return True
+
+
+def _read_numeric_csv(path: Path, required: Sequence[str]):
+    """A per-step CSV as a numeric table, or the one-line error naming the file."""
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(path)
+        missing = [column for column in required if column not in table.columns]
+        if missing:
+            raise UserError(f"{path}: missing columns {', '.join(missing)}")
+        return table.apply(pd.to_numeric)
+    except pd.errors.EmptyDataError:
+        raise UserError(f"{path}: empty file, expected a header") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise UserError(f"{path}: {exc}") from None
+
+
+def _figure(panels: int):
+    """A figure of ``panels`` stacked axes sharing the step axis, drawn without a display."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(9, 2.2 + 1.8 * panels), dpi=110, layout="constrained")
+    FigureCanvasAgg(figure)
+    figure.subplots(panels, 1, sharex=True, squeeze=False)
+    return figure
 
 
 @dataclass(frozen=True)
@@ -244,6 +281,7 @@ def build_report(experiment_name: str, eval_dir: Path, run_dir: Path | None, out
             loss_note = f"No loss curves: {losses} has no rows yet."
         else:
             loss_note = None
+        val_note = _validation_plot(run_dir, options.get("val_metric"), means.get("directions", {}), staging / "validation.png")
         data = {
             "per_page": ROWS_PER_PAGE,
             "columns": table.columns,
@@ -258,11 +296,24 @@ def build_report(experiment_name: str, eval_dir: Path, run_dir: Path | None, out
             summary=metric_summary(table, means),
             comparison=comparison,
             loss_note=loss_note,
+            val_note=val_note,
             options={key: _option_text(value) for key, value in options.items()},
             data=data,
             image_count=len(table.rows),
         )
         (staging / "index.html").write_text(html, encoding="utf-8")
+
+
+def _validation_plot(run_dir: Path | None, best_metric: str | None, directions: dict, output_png: Path) -> str | None:
+    """Draw the run's val.csv; None when drawn, else the page's note saying why there is no plot."""
+    if run_dir is None:
+        return "No training run folder was given, so there are no validation curves."
+    val_csv = run_dir / "val.csv"
+    if not val_csv.is_file():
+        return "No validation during training: the run was trained without --val-dir."
+    if not plot_validation(val_csv, output_png, best_metric, directions):
+        return f"No validation curves: {val_csv} has no rows yet."
+    return None
 
 
 def build_cgan_report(experiment_name: str, run_dir: Path, output_dir: Path) -> None:

@@ -165,3 +165,28 @@ def test_cgan_run_report_shows_grid_accuracy_and_losses(tmp_path, run_cli):
     }
     assert "beats chance on 1 of 1 metrics" in page
     assert (out / "grid.png").is_file() and (out / "losses.png").is_file()
+
+
+def test_validation_curves_mark_the_step_best_pt_was_kept_at(tmp_path, make_results):
+    eval_dir, run_dir = make_results(tmp_path, ["one"])
+    (run_dir / "val.csv").write_text("step,epoch,l1,psnr,ssim\n80,1,0.30,14.0,0.20\n160,2,0.12,15.0,0.30\n240,3,0.20,16.0,0.35\n")
+    (run_dir / "options.json").write_text(json.dumps({"val_metric": "l1"}))
+    build_report("val", eval_dir, run_dir, tmp_path / "report")
+    html = (tmp_path / "report" / "index.html").read_text()
+    assert 'src="validation.png"' in html and (tmp_path / "report" / "validation.png").stat().st_size > 1000
+
+    from pix2pix.apps.report import plot_validation
+
+    figure_file = tmp_path / "plot.png"
+    assert plot_validation(run_dir / "val.csv", figure_file, "l1", {"l1": "lower"})
+    (run_dir / "val.csv").write_text("step,epoch,l1\n")
+    assert not plot_validation(run_dir / "val.csv", figure_file, "l1", {"l1": "lower"})
+    build_report("val", eval_dir, run_dir, tmp_path / "report2")
+    assert 'id="no-validation"' in (tmp_path / "report2" / "index.html").read_text()
+
+
+def test_a_run_without_validation_says_so(tmp_path, make_results):
+    eval_dir, run_dir = make_results(tmp_path, ["one"])
+    build_report("no val", eval_dir, run_dir, tmp_path / "report")
+    html = (tmp_path / "report" / "index.html").read_text()
+    assert 'id="no-validation"' in html and "trained without --val-dir" in html and "validation.png" not in html
