@@ -23,7 +23,6 @@ ARCHITECTURE_KEYS = (
 # them, so a resumed run must keep them too (applied midway, options.json and MLflow's params would
 # describe a run that never happened).
 OPTIMISATION_KEYS = ("gan_mode", "l1_weight", "hole_weight", "gan_weight", "lr", "beta1", "beta2", "n_epochs", "n_epochs_decay")
-HOLE_WEIGHT = 10.0  # see hole_weight
 FLOAT32_MAX = 3.4028234663852886e38
 
 # The metrics of `pix2pix evaluate` that can pick best.pt, and those of them where higher is better.
@@ -87,8 +86,8 @@ class TrainConfig(DeviceOptions):
     hole_weight: Annotated[
         float,
         Flags("Loss"),
-        Field(ge=0.0, description="With inpaint: weight of the hole's pixels in the L1 term (the given pixels weigh 1, and are kept anyway)."),
-    ] = HOLE_WEIGHT
+        Field(ge=0.0, description="With inpaint: weight of the hole's pixels in the L1 term, against the GAN term (the given pixels are kept, so they carry no gradient; 1: each hole pixel weighs as every pixel does without inpaint)."),
+    ] = 1.0
     gan_weight: Annotated[float, Flags("Loss"), Field(ge=0.0, description="Weight of the GAN term.")] = 1.0
     lr: Annotated[float, Flags("Optimiser"), Field(gt=0.0, description="Adam learning rate.")] = 2e-4
     beta1: Annotated[float, Flags("Optimiser"), Field(ge=0.0, lt=1.0, description="Adam beta1.")] = 0.5

@@ -1,7 +1,8 @@
 """pix2pix as the training loop drives it: U-Net G and PatchGAN D, one step of their game, and the training set.
 
 Order per step is the reference's: G forward; D step on (input, fake) and (input, real) with
-the loss halved; G step through a fresh D pass with D frozen, GAN + L1 loss.
+the loss halved; G step through a fresh D pass with D frozen, GAN + L1 loss. An inpainting
+model's fake is G's output composited into the given pixels (``Task.composite``) before both.
 """
 
 from __future__ import annotations

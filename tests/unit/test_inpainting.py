@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from pix2pix import checkpoint as ckpt
+from pix2pix.apps.report import build_report
 from pix2pix.data.dataset import TrainingSet
 from pix2pix.data.images import list_images, read_rgb
 from pix2pix.infer.evaluate import evaluate
@@ -148,6 +149,9 @@ def test_evaluate_scores_the_hole_beside_the_whole_image(run, pairs, tmp_path):
     # identity's hole is the white square; whole-image scores average over 4x as many pixels
     assert saved["baselines"]["identity"]["hole_l1"] == pytest.approx(np.mean(squares))
     assert saved["hole_l1"] > saved["l1"] and summary == saved
+    build_report("inpainting", tmp_path / "eval", run, tmp_path / "report")
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "hole_l1" in page and "hole_psnr" in page
 
 
 def test_models_that_do_not_inpaint_score_no_hole(tmp_path, tiny_config):
