@@ -1,4 +1,4 @@
-"""What a network translates (direction, Lab or RGB), seen by every layer: data, networks, training, inference."""
+"""What a network translates (direction, Lab or RGB, inpainting), seen by every layer: data, networks, training, inference."""
 
 from __future__ import annotations
 
@@ -16,14 +16,23 @@ DIRECTIONS = ("AtoB", "BtoA")
 
 @dataclass(frozen=True)
 class Task:
-    """What the network translates: the pair direction, and whether it works in Lab."""
+    """What the network translates: the pair direction, whether it works in Lab, and whether it
+    inpaints (the input's pure-white pixels are the hole; everything else is given and kept)."""
 
     direction: str = "AtoB"
     lab_colorization: bool = False
+    inpaint: bool = False
 
     def __post_init__(self):
         if self.direction not in DIRECTIONS:
             raise UserError(f"direction {self.direction!r}: expected AtoB or BtoA")
+        if self.inpaint and self.lab_colorization:
+            raise UserError("inpaint and lab_colorization exclude each other: the hole is found in the RGB input")
+
+    @classmethod
+    def of(cls, config: dict) -> Task:
+        """The task of a checkpoint's saved options; those saved before inpainting existed do not inpaint."""
+        return cls(config["direction"], config["lab_colorization"], config.get("inpaint", False))
 
     @property
     def channels(self) -> tuple[int, int]:
@@ -64,6 +73,19 @@ class Task:
         if self.direction == "AtoB":
             return gray_rgb(x[0]), lab_normalized_to_rgb(x[0], y)
         return lab_normalized_to_rgb(np.zeros_like(x[0]), x), lab_normalized_to_rgb(y[0], x)
+
+    def hole_mask(self, network_input: torch.Tensor) -> torch.Tensor:
+        """``(..., 3, H, W)`` input in [-1, 1] -> ``(..., 1, H, W)`` bool: where all three channels are exactly
+        white (255 maps to exactly 1.0), which ``pix2pix blank`` paints over the part to fill in."""
+        return (network_input == 1.0).all(dim=-3, keepdim=True)
+
+    def composite(self, network_input: torch.Tensor, network_output: torch.Tensor) -> torch.Tensor:
+        """What the model answers: for inpainting the input's given pixels, bit for bit, and the
+        network's output in the hole only; otherwise the network's output. (In the wider of the two
+        dtypes: a half-precision output does not round the given pixels.)"""
+        if not self.inpaint:
+            return network_output
+        return torch.where(self.hole_mask(network_input), network_output, network_input)
 
 
 def to_unit_range(rgb: np.ndarray) -> torch.Tensor:

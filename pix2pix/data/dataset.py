@@ -33,6 +33,23 @@ def resize(image: Image.Image, size: int) -> Image.Image:
     return image if image.size == (size, size) else image.resize((size, size), Image.Resampling.BICUBIC)
 
 
+def resize_input(image: Image.Image, size: int, task: Task) -> Image.Image:
+    """``resize`` for the network's input; an inpainting input's pure-white hole stays pure white, with sharp edges.
+
+    Bicubic would blur the hole's edges into the given pixels around it (a whitish rim the target
+    lacks, which the kept pixels would carry into training). Instead every output pixel that the
+    bicubic kernel draws from the hole at all becomes hole (the hole grows by the kernel's reach,
+    about 2 px), so the given pixels left are untouched by white: resized as the target's are.
+    """
+    if not task.inpaint or image.size == (size, size):
+        return resize(image, size)
+    pixels = np.asarray(image)
+    hole = Image.fromarray((pixels == 255).all(axis=2).astype(np.float32))  # Task.hole_mask in uint8; mode F keeps the kernel's negative lobes
+    resized = np.array(resize(image, size))
+    resized[np.asarray(resize(hole, size)) != 0] = 255
+    return Image.fromarray(resized)
+
+
 CACHE_VERSION = 1  # bump when the cache layout changes
 
 
@@ -85,8 +102,9 @@ class TrainingSet:
     def _decode(self, paths: Sequence[Path], pixels: np.ndarray, progress: Callable[[int], None] | None) -> None:
         for index, path in enumerate(paths):
             source, target = self.task.split(Path(path), open_rgb(path))
-            for slot, image in enumerate((source, target)[: pixels.shape[1]]):
-                pixels[index, slot] = np.asarray(resize(image, self.load_size))
+            pixels[index, 0] = np.asarray(resize_input(source, self.load_size, self.task))
+            if pixels.shape[1] == 2:
+                pixels[index, 1] = np.asarray(resize(target, self.load_size))
             if progress:
                 progress(1)
 
@@ -128,7 +146,7 @@ class TrainingSet:
 
 def cache_key(paths: Sequence[Path], task: Task, load_size: int) -> str:
     """Names a cache: what goes into it, and each file's identity (path, size, modification time)."""
-    digest = hashlib.sha256(f"{CACHE_VERSION}|{task.direction}|{task.lab_colorization}|{load_size}".encode())
+    digest = hashlib.sha256(f"{CACHE_VERSION}|{task.direction}|{task.lab_colorization}|{task.inpaint}|{load_size}".encode())
     for path in paths:
         stat = Path(path).stat()
         # fsencode: the name's own bytes, also where they are not UTF-8 (the same bytes as .encode() where they are)
@@ -176,7 +194,7 @@ def load_eval_pair(path: Path, task: Task, size: int | None = None) -> tuple[tor
     """
     source, target = task.split(Path(path), open_rgb(path))
     if size:
-        source, target = resize(source, size), resize(target, size)
+        source, target = resize_input(source, size, task), resize(target, size)
     target_rgb = np.asarray(target)
     network_input, network_target = task.to_tensors(np.asarray(source), target_rgb)
     return network_input, network_target, target_rgb

@@ -149,6 +149,9 @@ def evaluate(
     ``directions`` (``lower`` or ``higher`` is better, per metric) and ``baselines``: the same
     means for trivial outputs scored by the same code, ``input_baseline(task)`` (the input
     itself) and, given ``mean_target`` (``mean_target_image`` of the training split), ``mean``.
+    An inpainting model's outputs keep the input's given pixels (``Task.composite``), and its
+    metrics add ``hole_l1`` and ``hole_psnr``, scored inside the input's hole alone (where the
+    identity baseline is the white square).
     A model that does not beat them has learnt nothing worth its cost. Images of one size go through the
     generator ``batch_size`` at a time; in ``train`` mode each keeps its own normalisation
     statistics (``PerImageBatchNorm``), so outputs are those of one image at a time, as in the
@@ -168,7 +171,7 @@ def evaluate(
     baseline = input_baseline(task)
     mean_like = functools.cache(lambda shape: resized_like(mean_target, shape))
 
-    def finish(name: str, input_rgb: np.ndarray, output_rgb: np.ndarray, target_rgb: np.ndarray) -> tuple[dict, dict]:
+    def finish(name: str, input_rgb: np.ndarray, output_rgb: np.ndarray, target_rgb: np.ndarray, hole: np.ndarray | None) -> tuple[dict, dict]:
         for suffix, image in (("inputs", input_rgb), ("outputs", output_rgb), ("targets", target_rgb)):
             save_image(image, images_dir / f"{name}-{suffix}.png")
         from pix2pix.infer.metrics import (
@@ -178,8 +181,8 @@ def evaluate(
         baselines = {baseline: input_rgb}
         if mean_target is not None:
             baselines["mean"] = mean_like(target_rgb.shape)
-        scores = {key: image_metrics(image, target_rgb, task.lab_colorization) for key, image in baselines.items()}
-        return {"name": name, **image_metrics(output_rgb, target_rgb, task.lab_colorization)}, scores
+        scores = {key: image_metrics(image, target_rgb, task.lab_colorization, hole) for key, image in baselines.items()}
+        return {"name": name, **image_metrics(output_rgb, target_rgb, task.lab_colorization, hole)}, scores
 
     rows: list[Future] = []
     pending: list[tuple[str, torch.Tensor, np.ndarray]] = []
@@ -188,9 +191,10 @@ def evaluate(
         inputs = accel.to_device(torch.stack([item[1] for item in pending]))
         with accel.autocast():
             outputs = run_generator(network, inputs).float()
-        for (name, network_input, target_rgb), output in zip(pending, outputs):
-            input_rgb, output_rgb = task.to_rgb(network_input, output)
-            rows.append(writer.submit(finish, name, input_rgb, output_rgb, target_rgb))
+        for (name, network_input, target_rgb), output in zip(pending, outputs.cpu()):
+            input_rgb, output_rgb = task.to_rgb(network_input, task.composite(network_input, output))
+            hole = task.hole_mask(network_input)[0].numpy() if task.inpaint else None
+            rows.append(writer.submit(finish, name, input_rgb, output_rgb, target_rgb, hole))
         if progress:
             progress(len(pending))
         pending.clear()

@@ -5,6 +5,8 @@ a colorization model) and returns ``output``: ``(N, C_out, H, W)`` in [-1, 1] (R
 Batch and spatial size are dynamic, but H and W must be multiples of 2^depth (32 for a 32 px
 crop, 256 for unet_256): pad before (reflect padding works well) and crop after, as
 ``pix2pix translate`` does. The file's metadata says so, with the direction and channels.
+An inpainting model's graph composites as ``translate`` does: ``output`` is ``input`` wherever
+the input is not pure white (1.0 in all three channels), the network's output in the hole.
 
 Evaluation forms (``eval_mode``):
 
@@ -61,19 +63,32 @@ class PerImageStatisticsNorm(nn.Module):
         return (x - mean) * torch.rsqrt(variance + self.eps) * self.weight + self.bias
 
 
-def evaluation_form(generator: nn.Module, mode: str) -> nn.Module:
-    """A CPU copy of the generator in the chosen evaluation form, ready to trace."""
+class Composited(nn.Module):
+    """The generator followed by ``Task.composite``: what an inpainting model answers, in one graph."""
+
+    def __init__(self, generator: nn.Module, task: Task):
+        super().__init__()
+        self.generator, self.task = generator, task
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.task.composite(x, self.generator(x))
+
+
+def evaluation_form(generator: nn.Module, mode: str, task: Task) -> nn.Module:
+    """A CPU copy of the generator in the chosen evaluation form, composited for inpainting, ready to trace."""
     if mode not in EXPORT_MODES:
         raise UserError(f"export mode {mode!r}: expected eval or train")
     model = copy.deepcopy(generator).cpu().eval()
     if mode == "train":
         replace_batch_norms(model, PerImageStatisticsNorm)
+    if task.inpaint:
+        model = Composited(model, task)
     return model.requires_grad_(False)
 
 
 def export_metadata(config: dict, generator: nn.Module, mode: str) -> dict[str, str]:
     """What a user of the exported file needs to know, as string pairs (ONNX ``metadata_props``)."""
-    task = Task(config["direction"], config["lab_colorization"])
+    task = Task.of(config)
     in_channels, out_channels = task.channels
     if task.lab_colorization:
         input_kind, output_kind = ("L/50 - 1", "ab/110") if task.direction == "AtoB" else ("ab/110", "L/50 - 1")
@@ -83,8 +98,9 @@ def export_metadata(config: dict, generator: nn.Module, mode: str) -> dict[str, 
         "producer": ckpt.FORMAT,
         "direction": task.direction,
         "lab_colorization": json.dumps(task.lab_colorization),
+        "inpaint": json.dumps(task.inpaint),
         "input": f"float32 (N, {in_channels}, H, W): {input_kind}",
-        "output": f"float32 (N, {out_channels}, H, W) in [-1, 1]: {output_kind}",
+        "output": f"float32 (N, {out_channels}, H, W) in [-1, 1]: {output_kind}" + (", the input's own outside its pure-white hole" if task.inpaint else ""),
         "spatial_multiple": str(2**generator.depth),
         "crop_size": str(config["crop_size"]),
         "eval_mode": mode,
@@ -96,9 +112,10 @@ def export_generator(generator: nn.Module, config: dict, path: Path, fmt: str, m
     """Write the generator to ``path`` (atomically) as ONNX or TorchScript; returns the metadata written."""
     if fmt not in FORMATS:
         raise UserError(f"export format {fmt!r}: expected onnx or torchscript")
-    model = evaluation_form(generator, mode)
+    task = Task.of(config)
+    model = evaluation_form(generator, mode, task)
     metadata = export_metadata(config, generator, mode)
-    in_channels = Task(config["direction"], config["lab_colorization"]).channels[0]
+    in_channels = task.channels[0]
     example = torch.zeros(1, in_channels, config["crop_size"], config["crop_size"])
     data = _onnx_bytes(model, example, metadata) if fmt == "onnx" else _torchscript_bytes(model, example, metadata)
     atomic_write_bytes(Path(path), data)

@@ -7,6 +7,8 @@
   the trained crop size: the references only ever return 256 px images); the predicted ab is
   upsampled bicubically and recombined with the full-resolution L, so every output keeps the
   input's resolution and sharpness. (For the reverse ab -> L model the roles swap.)
+- An inpainting model's answer keeps every given pixel of the input and takes the network's
+  output in the hole only (``Task.composite``), after the tiles are blended.
 - Same-sized images are batched, ``batch_size`` at a time; tiles of large images too. In train
   mode (the paper's test time) every image or tile keeps its own batch-norm statistics
   (``PerImageBatchNorm``), so batching changes only the order of dropout draws.
@@ -130,7 +132,7 @@ class Translator:
         generator, config = generator_from_checkpoint(checkpoint, device)
         set_eval_mode(generator, eval_mode)
         generator = (acceleration or Acceleration(torch.device(device))).for_inference(generator)
-        task = Task(config["direction"], config["lab_colorization"])
+        task = Task.of(config)
         return cls(generator, task, color_side=color_side or config["crop_size"], config=config, acceleration=acceleration, **options)
 
     @property
@@ -142,10 +144,11 @@ class Translator:
         return self.task.to_tensors(rgb, rgb)[0]
 
     def predict(self, inputs: torch.Tensor) -> torch.Tensor:
-        """``(N, C_in, H, W)`` -> ``(N, C_out, H, W)``; colorization runs small and is upsampled."""
+        """``(N, C_in, H, W)`` -> ``(N, C_out, H, W)``; colorization runs small and is upsampled; inpainting
+        keeps the input's given pixels (tiles blended first, so the blend cannot round them)."""
         height, width = inputs.shape[-2:]
         if not self.task.lab_colorization:
-            return run_tiled(self.generator, inputs, self.max_side, self.overlap, self.batch_size)
+            return self.task.composite(inputs, run_tiled(self.generator, inputs, self.max_side, self.overlap, self.batch_size))
         small_size = fit_within(height, width, self.color_side)
         small = inputs if small_size == (height, width) else F.interpolate(inputs, small_size, mode="bilinear", antialias=True, align_corners=False)
         outputs = run_tiled(self.generator, small, self.max_side, self.overlap, self.batch_size)

@@ -22,7 +22,7 @@ ARCHITECTURE_KEYS = (
 # Objective, optimiser and schedule: the checkpoint's optimiser state and losses were made with
 # them, so a resumed run must keep them too (applied midway, options.json and MLflow's params would
 # describe a run that never happened).
-OPTIMISATION_KEYS = ("gan_mode", "l1_weight", "gan_weight", "lr", "beta1", "beta2", "n_epochs", "n_epochs_decay")
+OPTIMISATION_KEYS = ("gan_mode", "l1_weight", "hole_weight", "gan_weight", "lr", "beta1", "beta2", "n_epochs", "n_epochs_decay")
 FLOAT32_MAX = 3.4028234663852886e38
 
 # The metrics of `pix2pix evaluate` that can pick best.pt, and those of them where higher is better.
@@ -52,6 +52,11 @@ class TrainConfig(DeviceOptions):
     lab_colorization: Annotated[
         bool, Flags("Data"), Field(description="Colorize: plain colour images, L channel in, ab channels out (Lab space).")
     ] = False
+    inpaint: Annotated[
+        bool,
+        Flags("Data"),
+        Field(description="Inpaint: the input's pure-white pixels are the hole (`pix2pix blank` paints it); the answer keeps every other pixel of the input and takes the network's only in the hole."),
+    ] = False
     batch_size: Annotated[int, Flags("Data"), Field(ge=1, description="Images per step (the paper uses 1).")] = 1
     load_size: Annotated[
         int, Flags("Data", "--scale-size"), Field(ge=2, description="Images are resized to this square before the random crop.")
@@ -78,6 +83,11 @@ class TrainConfig(DeviceOptions):
         Literal["vanilla", "lsgan"], Flags("Loss"), Field(description="vanilla (cross-entropy) or lsgan (least squares).")
     ] = "vanilla"
     l1_weight: Annotated[float, Flags("Loss", "--lambda-L1"), Field(ge=0.0, description="Weight of the L1 term.")] = 100.0
+    hole_weight: Annotated[
+        float,
+        Flags("Loss"),
+        Field(ge=0.0, description="With inpaint: weight of the hole's pixels in the L1 term, against the GAN term (the given pixels are kept, so they carry no gradient; 1: each hole pixel weighs as every pixel does without inpaint)."),
+    ] = 1.0
     gan_weight: Annotated[float, Flags("Loss"), Field(ge=0.0, description="Weight of the GAN term.")] = 1.0
     lr: Annotated[float, Flags("Optimiser"), Field(gt=0.0, description="Adam learning rate.")] = 2e-4
     beta1: Annotated[float, Flags("Optimiser"), Field(ge=0.0, lt=1.0, description="Adam beta1.")] = 0.5
@@ -132,6 +142,8 @@ class TrainConfig(DeviceOptions):
                 f"max_epochs {self.max_epochs} is beyond the schedule (n_epochs {self.n_epochs} + n_epochs_decay "
                 f"{self.n_epochs_decay}), where the learning rate would fall below 0; lengthen the schedule instead"
             )
+        if self.inpaint and self.lab_colorization:
+            raise ValueError("inpaint and lab_colorization exclude each other: the hole is found in the RGB input")
         if self.val_metric == "ciede2000" and not self.lab_colorization:
             raise ValueError("val_metric ciede2000 is a colour difference, scored for colorization (lab_colorization) only")
         try:
@@ -144,7 +156,7 @@ class TrainConfig(DeviceOptions):
     def task(self) -> Task:
         from pix2pix.task import Task  # torch: not needed to validate options
 
-        return Task(self.direction, self.lab_colorization)
+        return Task(self.direction, self.lab_colorization, self.inpaint)
 
     @property
     def total_epochs(self) -> int:

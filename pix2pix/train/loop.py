@@ -424,7 +424,9 @@ def _all_finite(state: Any) -> bool:
 
 
 def _check_resumable(saved: dict, config: BaseModel, path: Path, keys: Sequence[str]) -> None:
-    old = saved.get("config", {})
+    """An option the checkpoint does not record (it predates it) was at its default."""
+    defaults = {key: field.default for key, field in type(config).model_fields.items()}
+    old = {**defaults, **saved.get("config", {})}
     changed = [f"{k} {old.get(k)!r} -> {getattr(config, k)!r}" for k in keys if old.get(k) != getattr(config, k)]
     if changed:
         raise UserError(

@@ -1,7 +1,8 @@
 """pix2pix as the training loop drives it: U-Net G and PatchGAN D, one step of their game, and the training set.
 
 Order per step is the reference's: G forward; D step on (input, fake) and (input, real) with
-the loss halved; G step through a fresh D pass with D frozen, GAN + L1 loss.
+the loss halved; G step through a fresh D pass with D frozen, GAN + L1 loss. An inpainting
+model's fake is G's output composited into the given pixels (``Task.composite``) before both.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from pix2pix.train.loop import Callbacks, Validation, fit
 
 LOSS_NAMES = ("G_GAN", "G_L1", "D_real", "D_fake")
 # A resumed run must keep these (val_metric: the best score so far was measured by it).
-RESUME_KEYS = (*ARCHITECTURE_KEYS, *OPTIMISATION_KEYS, "seed", "batch_size", "load_size", "flip", "val_metric")
+RESUME_KEYS = (*ARCHITECTURE_KEYS, *OPTIMISATION_KEYS, "seed", "inpaint", "batch_size", "load_size", "flip", "val_metric")
 # Validation scores as `pix2pix evaluate` does by default (one image per batch: --batch-size 1).
 VALIDATION_MODE, VALIDATION_SEED = InferenceOptions.model_fields["eval_mode"].default, InferenceOptions.model_fields["seed"].default
 EARLY_STEP_MIN_ELEMENTS = 2**20  # smaller ones wait for one fused step: stepping all singly cost 4 % at 64 px, from 2**20 2 %
@@ -101,7 +102,7 @@ class Pix2Pix:
         acceleration: Acceleration | None = None,
         early_steps: bool = True,
     ):
-        self.config, self.device = config, device
+        self.config, self.device, self.task = config, device, config.task
         self.acceleration = accel = acceleration or Acceleration(device)
         architecture = config.architecture()
         self.generator = build_generator(architecture)
@@ -130,7 +131,7 @@ class Pix2Pix:
         cfg, accel, scaler = self.config, self.acceleration, self.scaler
         inputs, targets = accel.to_device(inputs), accel.to_device(targets)
         with accel.autocast():
-            fake = self._generator(inputs)
+            fake = self.task.composite(inputs, self._generator(inputs))
 
             self.discriminator.requires_grad_(True)
             self.optimizer_d.zero_grad(set_to_none=True)
@@ -144,12 +145,23 @@ class Pix2Pix:
         self.optimizer_g.zero_grad(set_to_none=True)
         with accel.autocast():
             g_gan = self.gan_loss(self._frozen_discriminator(inputs, fake), real=True)
-            g_l1 = torch.nn.functional.l1_loss(fake.float(), targets)
+            g_l1 = self.l1_loss(inputs, fake.float(), targets)
         with self._early_steps_g.during_backward() if self._early_steps_g else contextlib.nullcontext():
             scaler.scale(g_gan * cfg.gan_weight + g_l1 * cfg.l1_weight).backward()
         scaler.step(self.optimizer_g)  # the gradients not stepped already
         scaler.update()  # one loss scale for both networks, adjusted once per step
         return {"G_GAN": g_gan.detach(), "G_L1": g_l1.detach(), "D_real": d_real.detach(), "D_fake": d_fake.detach()}
+
+    def l1_loss(self, inputs: torch.Tensor, fake: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The mean absolute error; for inpainting each pixel of the hole weighs ``hole_weight``, the rest 1.
+
+        The composite's given pixels are the input's and carry no gradient, so the hole's pixels
+        alone drive the L1 term: ``hole_weight`` sets how much, against the GAN term.
+        """
+        if not self.task.inpaint:
+            return torch.nn.functional.l1_loss(fake, targets)
+        weights = torch.where(self.task.hole_mask(inputs), self.config.hole_weight, 1.0)
+        return (weights * (fake - targets).abs()).mean()
 
     def end_epoch(self, epoch: int) -> None:
         self.scheduler_g.step()
@@ -194,7 +206,7 @@ def validation_scores(generator: nn.Module, task: Task, pairs: Sequence[tuple[to
         for network_input, target_rgb in pairs:
             with acceleration.autocast():
                 output = run_generator(network, acceleration.to_device(network_input[None])).float()
-            _, output_rgb = task.to_rgb(network_input, output[0])
+            _, output_rgb = task.to_rgb(network_input, task.composite(network_input, output[0].cpu()))
             rows.append(image_metrics(output_rgb, target_rgb, task.lab_colorization))
     return {name: float(np.mean([row[name] for row in rows])) for name in rows[0]}
 
@@ -208,7 +220,7 @@ def sample_grid(generator: nn.Module, task: Task, inputs: torch.Tensor, targets:
     device = next(generator.parameters()).device
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
         generator.eval()
-        outputs = generator(inputs.to(device))
+        outputs = task.composite(inputs, generator(inputs.to(device)).cpu())
         generator.train(was_training)
     rows = []
     for network_input, output, target in zip(inputs, outputs, targets):
