@@ -11,25 +11,38 @@ from PIL import Image
 
 from pix2pix.errors import UserError
 
+HINT_CHANNELS = 3  # a hint model's extra inputs: the ab of hinted pixels (ab/110, 0 elsewhere) and their mask (1 where hinted)
+
 DIRECTIONS = ("AtoB", "BtoA")
 
 
 @dataclass(frozen=True)
 class Task:
-    """What the network translates: the pair direction, and whether it works in Lab."""
+    """What the network translates: the pair direction, whether it works in Lab, and whether it takes colour hints
+    (L plus the hint channels of ``pix2pix.data.hints`` in, ab out)."""
 
     direction: str = "AtoB"
     lab_colorization: bool = False
+    hints: bool = False
 
     def __post_init__(self):
         if self.direction not in DIRECTIONS:
             raise UserError(f"direction {self.direction!r}: expected AtoB or BtoA")
+        if self.hints and not (self.lab_colorization and self.direction == "AtoB"):
+            raise UserError("hints: colour hints need lab_colorization with direction AtoB (L in, ab out)")
+
+    @classmethod
+    def from_config(cls, config: dict) -> Task:
+        """The task of a checkpoint's config or architecture (those written before hints existed take none)."""
+        return cls(config["direction"], config["lab_colorization"], config.get("hints", False))
 
     @property
     def channels(self) -> tuple[int, int]:
         """(input, output) channels of the generator."""
         if not self.lab_colorization:
             return 3, 3
+        if self.hints:
+            return 1 + HINT_CHANNELS, 2
         return (1, 2) if self.direction == "AtoB" else (2, 1)
 
     def split(self, path: Path, image: Image.Image) -> tuple[Image.Image, Image.Image]:
@@ -44,12 +57,15 @@ class Task:
         return (a, b) if self.direction == "AtoB" else (b, a)
 
     def to_tensors(self, source: np.ndarray, target: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(H, W, 3)`` uint8 RGB input and target -> network tensors in [-1, 1]."""
+        """``(H, W, 3)`` uint8 RGB input and target -> network tensors in [-1, 1]; a hint model's input has
+        empty hint channels (no hints: it colorizes alone)."""
         if self.lab_colorization:
             from pix2pix.color import rgb_to_lab_normalized  # here: only Lab experiments run (and depend on) color.py
 
             lab = torch.from_numpy(rgb_to_lab_normalized(source))
             lightness, ab = lab[:1], lab[1:]
+            if self.hints:
+                lightness = torch.cat([lightness, lightness.new_zeros((HINT_CHANNELS, *lightness.shape[1:]))])
             return (lightness, ab) if self.direction == "AtoB" else (ab, lightness)
         return to_unit_range(source), to_unit_range(target)
 

@@ -69,7 +69,7 @@ def evaluate(
     image_names(paths)  # refuses two inputs with one output name before the model is loaded
     accel = options.acceleration()
     generator, config = generator_from_checkpoint(resolve(checkpoint, which), accel.device)
-    task = Task(config["direction"], config["lab_colorization"])
+    task = Task.from_config(config)
     mean_target = None
     if train_paths:
         with counting_bar("averaging training targets", len(train_paths)) as advance:

@@ -1,7 +1,8 @@
 """Export a trained generator to ONNX or TorchScript, for use outside this project.
 
 The exported graph takes ``input``: float32 ``(N, C_in, H, W)`` in [-1, 1] (RGB, or L/50 - 1 for
-a colorization model) and returns ``output``: ``(N, C_out, H, W)`` in [-1, 1] (RGB, or ab/110).
+a colorization model; a hint model's takes the hint channels of ``pix2pix.data.hints`` after L)
+and returns ``output``: ``(N, C_out, H, W)`` in [-1, 1] (RGB, or ab/110).
 Batch and spatial size are dynamic, but H and W must be multiples of 2^depth (32 for a 32 px
 crop, 256 for unet_256): pad before (reflect padding works well) and crop after, as
 ``pix2pix translate`` does. The file's metadata says so, with the direction and channels.
@@ -73,16 +74,19 @@ def evaluation_form(generator: nn.Module, mode: str) -> nn.Module:
 
 def export_metadata(config: dict, generator: nn.Module, mode: str) -> dict[str, str]:
     """What a user of the exported file needs to know, as string pairs (ONNX ``metadata_props``)."""
-    task = Task(config["direction"], config["lab_colorization"])
+    task = Task.from_config(config)
     in_channels, out_channels = task.channels
     if task.lab_colorization:
         input_kind, output_kind = ("L/50 - 1", "ab/110") if task.direction == "AtoB" else ("ab/110", "L/50 - 1")
+        if task.hints:
+            input_kind += ", then colour hints: their ab/110 (2 channels, 0 where none) and mask (1 where hinted)"
     else:
         input_kind = output_kind = "RGB/127.5 - 1"
     return {
         "producer": ckpt.FORMAT,
         "direction": task.direction,
         "lab_colorization": json.dumps(task.lab_colorization),
+        "hints": json.dumps(task.hints),
         "input": f"float32 (N, {in_channels}, H, W): {input_kind}",
         "output": f"float32 (N, {out_channels}, H, W) in [-1, 1]: {output_kind}",
         "spatial_multiple": str(2**generator.depth),
@@ -98,7 +102,7 @@ def export_generator(generator: nn.Module, config: dict, path: Path, fmt: str, m
         raise UserError(f"export format {fmt!r}: expected onnx or torchscript")
     model = evaluation_form(generator, mode)
     metadata = export_metadata(config, generator, mode)
-    in_channels = Task(config["direction"], config["lab_colorization"]).channels[0]
+    in_channels = Task.from_config(config).channels[0]
     example = torch.zeros(1, in_channels, config["crop_size"], config["crop_size"])
     data = _onnx_bytes(model, example, metadata) if fmt == "onnx" else _torchscript_bytes(model, example, metadata)
     atomic_write_bytes(Path(path), data)

@@ -424,7 +424,8 @@ def _all_finite(state: Any) -> bool:
 
 
 def _check_resumable(saved: dict, config: BaseModel, path: Path, keys: Sequence[str]) -> None:
-    old = saved.get("config", {})
+    defaults = {key: field.default for key, field in type(config).model_fields.items()}
+    old = {**defaults, **saved.get("config", {})}  # an option newer than the checkpoint: it was trained with its default
     changed = [f"{k} {old.get(k)!r} -> {getattr(config, k)!r}" for k in keys if old.get(k) != getattr(config, k)]
     if changed:
         raise UserError(
