@@ -141,8 +141,8 @@ class TrainConfig(DeviceOptions):
             raise ValueError("val_metric ciede2000 is a colour difference, scored for colorization (lab_colorization) only")
         try:
             self.depth()
-            if self.hints:  # only then: the task's check imports torch
-                self.task
+            if self.hints:  # only then: the Task, which refuses hints without Lab AtoB, imports torch
+                _ = self.task
         except UserError as exc:
             raise ValueError(str(exc)) from None
         return self

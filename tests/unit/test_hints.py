@@ -15,7 +15,13 @@ from torch import nn
 
 from pix2pix import checkpoint as ckpt
 from pix2pix.data.dataset import TrainingSet
-from pix2pix.data.hints import CURVE_COUNTS, MAX_SIZE, Hint, hint_channels, simulate_hints
+from pix2pix.data.hints import (
+    CURVE_COUNTS,
+    MAX_SIZE,
+    Hint,
+    hint_channels,
+    simulate_hints,
+)
 from pix2pix.data.images import list_images, read_rgb
 from pix2pix.errors import UserError
 from pix2pix.infer.evaluate import evaluate
