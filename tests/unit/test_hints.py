@@ -32,6 +32,7 @@ from pix2pix.task import Task
 from pix2pix.train.config import TrainConfig
 from pix2pix.train.loop import Callbacks, TrainingInterrupted
 from pix2pix.train.pix2pix_model import train
+from stages.tracking import evaluation_metrics
 from stages.translate import app as translate_app
 
 HINTED = Task("AtoB", lab_colorization=True, hints=True)
@@ -192,6 +193,8 @@ def test_evaluate_writes_the_hint_curve(runs, tmp_path):
     assert curve["psnr"][0] == summary["psnr"] and curve["ciede2000"][0] == summary["ciede2000"]  # 0 hints: the model alone
     assert len(set(curve["ciede2000"])) > 1 and all(len(curve[metric]) == len(CURVE_COUNTS) for metric in ("psnr", "ciede2000"))
     assert "grey" in summary["baselines"] and {"l1", "psnr", "ssim", "ciede2000", "count"} <= set(summary)
+    logged = evaluation_metrics(summary)  # what evaluate logs to the training's MLflow run
+    assert logged["eval_hints_10_ciede2000"] == curve["ciede2000"][4] and logged["eval_hints_50_psnr"] == curve["psnr"][6]
     # the same hints whatever the batching
     again = evaluate(generator, Task.from_config(config), paths, tmp_path / "again", eval_mode="eval", batch_size=1)
     assert np.allclose(again["hint_curve"]["ciede2000"], curve["ciede2000"], rtol=1e-3)
