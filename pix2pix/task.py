@@ -11,34 +11,42 @@ from PIL import Image
 
 from pix2pix.errors import UserError
 
+HINT_CHANNELS = 3  # a hint model's extra inputs: the ab of hinted pixels (ab/110, 0 elsewhere) and their mask (1 where hinted)
+
 DIRECTIONS = ("AtoB", "BtoA")
 
 
 @dataclass(frozen=True)
 class Task:
-    """What the network translates: the pair direction, whether it works in Lab, and whether it
-    inpaints (the input's pure-white pixels are the hole; everything else is given and kept)."""
+    """What the network translates: the pair direction, whether it works in Lab, whether it inpaints
+    (the input's pure-white pixels are the hole; everything else is given and kept), and whether it
+    takes colour hints (L plus the hint channels of ``pix2pix.data.hints`` in, ab out)."""
 
     direction: str = "AtoB"
     lab_colorization: bool = False
     inpaint: bool = False
+    hints: bool = False
 
     def __post_init__(self):
         if self.direction not in DIRECTIONS:
             raise UserError(f"direction {self.direction!r}: expected AtoB or BtoA")
         if self.inpaint and self.lab_colorization:
             raise UserError("inpaint and lab_colorization exclude each other: the hole is found in the RGB input")
+        if self.hints and not (self.lab_colorization and self.direction == "AtoB"):
+            raise UserError("hints: colour hints need lab_colorization with direction AtoB (L in, ab out)")
 
     @classmethod
     def of(cls, config: dict) -> Task:
-        """The task of a checkpoint's saved options; those saved before inpainting existed do not inpaint."""
-        return cls(config["direction"], config["lab_colorization"], config.get("inpaint", False))
+        """The task of a checkpoint's saved options (or architecture); those saved before inpainting or hints existed use neither."""
+        return cls(config["direction"], config["lab_colorization"], inpaint=config.get("inpaint", False), hints=config.get("hints", False))
 
     @property
     def channels(self) -> tuple[int, int]:
         """(input, output) channels of the generator."""
         if not self.lab_colorization:
             return 3, 3
+        if self.hints:
+            return 1 + HINT_CHANNELS, 2
         return (1, 2) if self.direction == "AtoB" else (2, 1)
 
     def split(self, path: Path, image: Image.Image) -> tuple[Image.Image, Image.Image]:
@@ -53,12 +61,15 @@ class Task:
         return (a, b) if self.direction == "AtoB" else (b, a)
 
     def to_tensors(self, source: np.ndarray, target: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(H, W, 3)`` uint8 RGB input and target -> network tensors in [-1, 1]."""
+        """``(H, W, 3)`` uint8 RGB input and target -> network tensors in [-1, 1]; a hint model's input has
+        empty hint channels (no hints: it colorizes alone)."""
         if self.lab_colorization:
             from pix2pix.color import rgb_to_lab_normalized  # here: only Lab experiments run (and depend on) color.py
 
             lab = torch.from_numpy(rgb_to_lab_normalized(source))
             lightness, ab = lab[:1], lab[1:]
+            if self.hints:
+                lightness = torch.cat([lightness, lightness.new_zeros((HINT_CHANNELS, *lightness.shape[1:]))])
             return (lightness, ab) if self.direction == "AtoB" else (ab, lightness)
         return to_unit_range(source), to_unit_range(target)
 

@@ -185,10 +185,14 @@ class TrainingTracker:
 
 def evaluation_metrics(summary: dict) -> dict[str, float]:
     """The MLflow metrics of an evaluation's metrics.json ``summary``: ``eval_l1``... for the model,
-    ``baseline_identity_l1``... for its baselines (flat names: MLflow metrics are numbers, not trees)."""
+    ``baseline_identity_l1``... for its baselines, ``eval_hints_10_psnr``... for a hint model's curve (flat names:
+    MLflow metrics are numbers, not trees)."""
     metrics = {f"eval_{metric}": summary[metric] for metric in summary["directions"]}
     for baseline, scores in summary["baselines"].items():
         metrics.update({f"baseline_{baseline}_{metric}": value for metric, value in scores.items()})
+    curve = summary.get("hint_curve", {"counts": []})  # a hint model's: eval_hints_10_ciede2000...
+    for index, count in enumerate(curve["counts"]):
+        metrics.update({f"eval_hints_{count}_{metric}": curve[metric][index] for metric in curve["directions"]})
     return metrics
 
 

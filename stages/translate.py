@@ -42,10 +42,19 @@ def translate(
     input_path: Annotated[Path, typer.Option("--input", "--input-dir", "-i", help="An image, or a folder of images (just inputs: no A|B pairs).", rich_help_panel="Paths")],
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Folder for OUT/NAME.png (created, or one pix2pix wrote; each file is written atomically).", rich_help_panel="Paths")],
     options: TranslateOptions,
+    hints_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--hints",
+            help='Colour hints for a model trained with --hints: a JSON list of {"x": int, "y": int, "color": "#rrggbb"} (optionally "size": px) in the input image\'s own pixels; for a folder, an object mapping file names to such lists \\[default: none: the model colorizes alone].',
+            rich_help_panel="Paths",
+        ),
+    ] = None,
     which: WhichCheckpoint = None,
 ) -> None:
     """Translate an image or a folder of images of any size and aspect ratio."""
     from pix2pix.checkpoint import resolve
+    from pix2pix.data.hints import read_hints_file
     from pix2pix.data.images import list_images
     from pix2pix.files import check_output_folder
     from pix2pix.infer.translate import Translator, output_paths, translate_files
@@ -58,13 +67,16 @@ def translate(
         raise fail(f"{input_path}: no such image or folder")
     output_paths(paths, output_dir)  # refuses clashing names before the model is loaded
     check_output_folder(output_dir)
+    hints = read_hints_file(hints_file, paths, input_path.is_dir()) if hints_file else None
     accel = options.acceleration()
     translator = Translator.from_checkpoint(
         resolve(checkpoint, which), accel.device, options.eval_mode, options.color_side, accel,
         max_side=options.max_side, overlap=options.overlap, batch_size=options.batch_size,
     )  # fmt: skip
+    if hints and not translator.task.hints:
+        raise fail(f"{hints_file}: {checkpoint} takes no colour hints (it was trained without --hints)")
     with counting_bar("translating", len(paths)) as advance:
-        translate_files(translator, paths, output_dir, options.seed, progress=advance)
+        translate_files(translator, paths, output_dir, options.seed, progress=advance, hints=hints)
     typer.echo(f"{len(paths)} images -> {output_dir}")
 
 

@@ -174,6 +174,37 @@ def _figure(panels: int):
     FigureCanvasAgg(figure)
     figure.subplots(panels, 1, sharex=True, squeeze=False)
     return figure
+def plot_hint_curve(summary: dict, source: Path, output_png: Path) -> None:
+    """Draw a hint model's ``hint_curve`` from metrics.json (``source`` names it in errors): each metric against
+    the number of hints, one panel each, with the grey baseline where metrics.json has it."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    curve = summary["hint_curve"]
+    try:
+        counts, directions = curve["counts"], curve["directions"]
+        well_formed = bool(counts) and all(isinstance(count, int) for count in counts) and all(
+            direction in BETTER and len(curve[metric]) == len(counts) and all(map(_is_number, curve[metric]))
+            for metric, direction in directions.items()
+        )
+    except (TypeError, KeyError, AttributeError):
+        well_formed = False
+    if not well_formed:
+        raise UserError(f"{source}: 'hint_curve' must hold 'counts' (whole numbers), 'directions' and a number per count for each metric")
+    grey = summary.get("baselines", {}).get("grey", {})
+    figure = Figure(figsize=(9, 3.6), dpi=110, layout="constrained")
+    FigureCanvasAgg(figure)
+    for axes, (metric, direction) in zip(figure.subplots(1, len(directions), squeeze=False)[0], directions.items()):
+        axes.plot(counts, curve[metric], marker="o", lw=1.6, label="model")
+        if _is_number(grey.get(metric)):
+            axes.axhline(grey[metric], color="grey", ls="--", lw=1.2, label="grey baseline")
+        axes.set_xscale("symlog", linthresh=1)
+        axes.set_xticks(counts, [str(count) for count in counts])
+        axes.set_xlabel("hints simulated from the target")
+        axes.set_title(f"{metric} ({BETTER[direction]})")
+        axes.legend(loc="best", frameon=False)
+        axes.grid(alpha=0.3)
+    figure.savefig(output_png)
 
 
 @dataclass(frozen=True)
@@ -246,7 +277,7 @@ def metric_summary(table: MetricsTable, means: dict) -> list[dict]:
 
 
 def build_report(experiment_name: str, eval_dir: Path, run_dir: Path | None, output_dir: Path) -> None:
-    """Write ``output_dir/index.html`` (plus images/, losses.png, metrics.csv/json) for one experiment.
+    """Write ``output_dir/index.html`` (plus images/, losses.png, a hint model's hint_curve.png, metrics.csv/json) for one experiment.
 
     The folder is replaced as a whole when everything is written. ``run_dir`` may be None (no
     training run at hand) or lack losses.csv (the page then says why there are no loss curves).
@@ -282,6 +313,8 @@ def build_report(experiment_name: str, eval_dir: Path, run_dir: Path | None, out
         else:
             loss_note = None
         val_note = _validation_plot(run_dir, options.get("val_metric"), means.get("directions", {}), staging / "validation.png")
+        if has_hint_curve := "hint_curve" in means:
+            plot_hint_curve(means, eval_dir / "metrics.json", staging / "hint_curve.png")
         data = {
             "per_page": ROWS_PER_PAGE,
             "columns": table.columns,
@@ -297,6 +330,7 @@ def build_report(experiment_name: str, eval_dir: Path, run_dir: Path | None, out
             comparison=comparison,
             loss_note=loss_note,
             val_note=val_note,
+            has_hint_curve=has_hint_curve,
             options={key: _option_text(value) for key, value in options.items()},
             data=data,
             image_count=len(table.rows),

@@ -6,8 +6,8 @@ folder, that cache is a memory-mapped ``.npy`` file built once per dataset (keye
 paths, sizes and modification times, and the load size): later runs, and every process of a
 multi-GPU run, map it instead of decoding again, and the training process's own memory stays
 flat however many images there are (the OS pages the file in and out). The crops
-and flips of an epoch are drawn from a generator seeded by (seed, epoch), so any step of any
-epoch can be rebuilt exactly when training resumes.
+and flips of an epoch, and a hint model's simulated hints (``pix2pix.data.hints``), are drawn from a
+generator seeded by (seed, epoch), so any step of any epoch can be rebuilt exactly when training resumes.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pix2pix.data.hints import simulate_hints
 from pix2pix.data.images import open_rgb
 from pix2pix.errors import UserError
 from pix2pix.files import atomic_file
@@ -120,7 +121,9 @@ class TrainingSet:
         flips = torch.rand(n, generator=generator) < 0.5
         if not self.flip:
             flips.zero_()
-        return EpochPlan(order, offsets, flips)
+        # drawn last, so the order, crops and flips of a run without hints stay as they were
+        hint_seeds = torch.randint(0, 2**62, (n,), generator=generator) if self.task.hints else None
+        return EpochPlan(order, offsets, flips, hint_seeds)
 
     def batch(self, plan: EpochPlan, index: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Batch ``index`` of an epoch: (inputs, targets), each ``(B, C, crop, crop)`` in [-1, 1]."""
@@ -132,15 +135,19 @@ class TrainingSet:
             if plan.flips[position]:
                 pair = pair[:, :, ::-1]
             network_input, network_target = self.task.to_tensors(pair[0], pair[-1])
+            if plan.hint_seeds is not None:
+                hints_generator = torch.Generator().manual_seed(int(plan.hint_seeds[position]))
+                network_input[1:] = simulate_hints(network_target, hints_generator)
             inputs.append(network_input)
             targets.append(network_target)
         return torch.stack(inputs), torch.stack(targets)
 
     def fixed_batch(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The first ``count`` items, centre-cropped and unflipped: the same samples every time."""
+        """The first ``count`` items, centre-cropped and unflipped (with the same hints): the same samples every time."""
         count = min(count, len(self))
         centre = (self.load_size - self.crop_size) // 2
-        plan = EpochPlan(torch.arange(count), torch.full((count, 2), centre), torch.zeros(count, dtype=torch.bool))
+        hint_seeds = torch.arange(count) if self.task.hints else None
+        plan = EpochPlan(torch.arange(count), torch.full((count, 2), centre), torch.zeros(count, dtype=torch.bool), hint_seeds)
         return self.batch(plan, 0, count)
 
 
@@ -178,13 +185,15 @@ class EpochPlan:
     order: torch.Tensor
     offsets: torch.Tensor
     flips: torch.Tensor
+    hint_seeds: torch.Tensor | None = None  # a hint model's: the seed of each position's simulated hints
 
     def shard(self, rank: int, world_size: int) -> EpochPlan:
         """One process's share, as torch's DistributedSampler deals it: every ``world_size``-th position
         from ``rank``, wrapping round to the start so that every process runs the same number of steps."""
         per_rank = -(-len(self.order) // world_size)
         positions = torch.arange(rank, per_rank * world_size, world_size) % len(self.order)
-        return EpochPlan(self.order[positions], self.offsets[positions], self.flips[positions])
+        hint_seeds = None if self.hint_seeds is None else self.hint_seeds[positions]
+        return EpochPlan(self.order[positions], self.offsets[positions], self.flips[positions], hint_seeds)
 
 
 def load_eval_pair(path: Path, task: Task, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:

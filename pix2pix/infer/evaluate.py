@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pix2pix.data.dataset import load_eval_pair
+from pix2pix.data.hints import CURVE_COUNTS, simulate_hints
 from pix2pix.data.images import open_rgb, save_image
 from pix2pix.files import atomic_write_text, check_unique_outputs
 from pix2pix.nn.device import Acceleration
@@ -30,6 +31,7 @@ from pix2pix.prep.imageops import default_workers
 from pix2pix.task import Task
 
 EVAL_MODES = ("train", "eval")
+CURVE_METRICS = ("psnr", "ciede2000")  # scored per number of hints for a hint model
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -149,10 +151,14 @@ def evaluate(
     ``directions`` (``lower`` or ``higher`` is better, per metric) and ``baselines``: the same
     means for trivial outputs scored by the same code, ``input_baseline(task)`` (the input
     itself) and, given ``mean_target`` (``mean_target_image`` of the training split), ``mean``.
+    A model that does not beat them has learnt nothing worth its cost.
     An inpainting model's outputs keep the input's given pixels (``Task.composite``), and its
     metrics add ``hole_l1`` and ``hole_psnr``, scored inside the input's hole alone (where the
-    identity baseline is the white square).
-    A model that does not beat them has learnt nothing worth its cost. Images of one size go through the
+    identity baseline is the white square). A hint model's inputs carry no
+    hints; its ``hint_curve`` holds the mean of each of ``CURVE_METRICS`` with each of ``CURVE_COUNTS``
+    hints simulated from the target (``pix2pix.data.hints``; image i's from seed i, so the same
+    hints every run, and more hints add to fewer; 0 is the model's own scores), and their
+    ``directions``. Images of one size go through the
     generator ``batch_size`` at a time; in ``train`` mode each keeps its own normalisation
     statistics (``PerImageBatchNorm``), so outputs are those of one image at a time, as in the
     reference, but for which dropout mask each image draws. PNG encoding and metrics run in
@@ -184,17 +190,34 @@ def evaluate(
         scores = {key: image_metrics(image, target_rgb, task.lab_colorization, hole) for key, image in baselines.items()}
         return {"name": name, **image_metrics(output_rgb, target_rgb, task.lab_colorization, hole)}, scores
 
+    def curve_scores(output_rgb: np.ndarray, target_rgb: np.ndarray) -> dict:
+        from pix2pix.infer.metrics import image_metrics
+
+        scores = image_metrics(output_rgb, target_rgb, colorization=True)
+        return {metric: scores[metric] for metric in CURVE_METRICS}
+
     rows: list[Future] = []
-    pending: list[tuple[str, torch.Tensor, np.ndarray]] = []
+    hinted_rows: dict[int, list[Future]] = {count: [] for count in CURVE_COUNTS if count and task.hints}
+    pending: list[tuple[str, torch.Tensor, np.ndarray, torch.Tensor]] = []
 
     def flush(writer: ThreadPoolExecutor) -> None:
         inputs = accel.to_device(torch.stack([item[1] for item in pending]))
         with accel.autocast():
             outputs = run_generator(network, inputs).float()
-        for (name, network_input, target_rgb), output in zip(pending, outputs.cpu()):
+        for (name, network_input, target_rgb, _), output in zip(pending, outputs.cpu()):
             input_rgb, output_rgb = task.to_rgb(network_input, task.composite(network_input, output))
             hole = task.hole_mask(network_input)[0].numpy() if task.inpaint else None
             rows.append(writer.submit(finish, name, input_rgb, output_rgb, target_rgb, hole))
+        first = len(rows) - len(pending)  # the index of pending[0] among all images: its hints' seed
+        for count, futures in hinted_rows.items():
+            hinted = torch.stack([
+                torch.cat([network_input[:1], simulate_hints(network_target, torch.Generator().manual_seed(first + offset), count)])
+                for offset, (_, network_input, _, network_target) in enumerate(pending)
+            ])  # fmt: skip
+            with accel.autocast():
+                outputs = run_generator(network, accel.to_device(hinted)).float()
+            for (_, _, target_rgb, _), network_input, output in zip(pending, hinted, outputs):
+                futures.append(writer.submit(curve_scores, task.to_rgb(network_input, output)[1], target_rgb))
         if progress:
             progress(len(pending))
         pending.clear()
@@ -205,10 +228,10 @@ def evaluate(
     writers = min(4, default_workers())
     with torch.inference_mode(), ThreadPoolExecutor(max_workers=writers) as writer:
         for path, name in zip(paths, names):
-            network_input, _, target_rgb = load_eval_pair(Path(path), task, size)
+            network_input, network_target, target_rgb = load_eval_pair(Path(path), task, size)
             if pending and (len(pending) == batch_size or pending[0][1].shape != network_input.shape):
                 flush(writer)
-            pending.append((name, network_input, target_rgb))
+            pending.append((name, network_input, target_rgb, network_target))
         if pending:
             flush(writer)
     results, baseline_scores = zip(*(row.result() for row in rows)) if rows else ((), ())
@@ -232,5 +255,14 @@ def evaluate(
         "directions": {column: DIRECTIONS[column] for column in means},
         "baselines": baselines,
     }
+    if task.hints:
+        summary["hint_curve"] = {
+            "counts": list(CURVE_COUNTS),
+            **{
+                metric: [means[metric], *(float(np.mean([row.result()[metric] for row in futures])) for futures in hinted_rows.values())]
+                for metric in CURVE_METRICS
+            },
+            "directions": {metric: DIRECTIONS[metric] for metric in CURVE_METRICS},
+        }
     atomic_write_text(output_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
     return summary

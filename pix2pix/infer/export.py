@@ -1,7 +1,8 @@
 """Export a trained generator to ONNX or TorchScript, for use outside this project.
 
 The exported graph takes ``input``: float32 ``(N, C_in, H, W)`` in [-1, 1] (RGB, or L/50 - 1 for
-a colorization model) and returns ``output``: ``(N, C_out, H, W)`` in [-1, 1] (RGB, or ab/110).
+a colorization model; a hint model's takes the hint channels of ``pix2pix.data.hints`` after L)
+and returns ``output``: ``(N, C_out, H, W)`` in [-1, 1] (RGB, or ab/110).
 Batch and spatial size are dynamic, but H and W must be multiples of 2^depth (32 for a 32 px
 crop, 256 for unet_256): pad before (reflect padding works well) and crop after, as
 ``pix2pix translate`` does. The file's metadata says so, with the direction and channels.
@@ -92,6 +93,8 @@ def export_metadata(config: dict, generator: nn.Module, mode: str) -> dict[str, 
     in_channels, out_channels = task.channels
     if task.lab_colorization:
         input_kind, output_kind = ("L/50 - 1", "ab/110") if task.direction == "AtoB" else ("ab/110", "L/50 - 1")
+        if task.hints:
+            input_kind += ", then colour hints: their ab/110 (2 channels, 0 where none) and mask (1 where hinted)"
     else:
         input_kind = output_kind = "RGB/127.5 - 1"
     return {
@@ -99,6 +102,7 @@ def export_metadata(config: dict, generator: nn.Module, mode: str) -> dict[str, 
         "direction": task.direction,
         "lab_colorization": json.dumps(task.lab_colorization),
         "inpaint": json.dumps(task.inpaint),
+        "hints": json.dumps(task.hints),
         "input": f"float32 (N, {in_channels}, H, W): {input_kind}",
         "output": f"float32 (N, {out_channels}, H, W) in [-1, 1]: {output_kind}" + (", the input's own outside its pure-white hole" if task.inpaint else ""),
         "spatial_multiple": str(2**generator.depth),

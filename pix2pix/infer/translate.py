@@ -6,7 +6,8 @@
 - A colorization model runs on a copy of the L channel shrunk to ``color_side`` (by default
   the trained crop size: the references only ever return 256 px images); the predicted ab is
   upsampled bicubically and recombined with the full-resolution L, so every output keeps the
-  input's resolution and sharpness. (For the reverse ab -> L model the roles swap.)
+  input's resolution and sharpness. (For the reverse ab -> L model the roles swap.) A hint
+  model's hints, given in the input's own pixels, are drawn into that shrunk frame where they were put.
 - An inpainting model's answer keeps every given pixel of the input and takes the network's
   output in the hole only (``Task.composite``), after the tiles are blended.
 - Same-sized images are batched, ``batch_size`` at a time; tiles of large images too. In train
@@ -25,6 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from pix2pix.data.hints import Hint, HintsFile, hint_channels
 from pix2pix.data.images import read_rgb, save_image
 from pix2pix.errors import UserError
 from pix2pix.files import claim_output_folder
@@ -143,25 +145,32 @@ class Translator:
         """``(H, W, 3)`` uint8 -> the generator's input channels at full resolution."""
         return self.task.to_tensors(rgb, rgb)[0]
 
-    def predict(self, inputs: torch.Tensor) -> torch.Tensor:
+    def predict(self, inputs: torch.Tensor, hints: Sequence[Sequence[Hint]] | None = None) -> torch.Tensor:
         """``(N, C_in, H, W)`` -> ``(N, C_out, H, W)``; colorization runs small and is upsampled; inpainting
-        keeps the input's given pixels (tiles blended first, so the blend cannot round them)."""
+        keeps the input's given pixels (tiles blended first, so the blend cannot round them). A hint model's
+        ``hints`` (per image, in its pixels) are drawn into the hint channels in the frame the network sees."""
         height, width = inputs.shape[-2:]
         if not self.task.lab_colorization:
             return self.task.composite(inputs, run_tiled(self.generator, inputs, self.max_side, self.overlap, self.batch_size))
         small_size = fit_within(height, width, self.color_side)
         small = inputs if small_size == (height, width) else F.interpolate(inputs, small_size, mode="bilinear", antialias=True, align_corners=False)
+        if hints is not None:
+            drawn = torch.stack([hint_channels(image_hints, (height, width), small_size) for image_hints in hints])
+            small = torch.cat([small[:, :1], drawn.to(small)], dim=1)
         outputs = run_tiled(self.generator, small, self.max_side, self.overlap, self.batch_size)
         if small_size != (height, width):
             outputs = F.interpolate(outputs, (height, width), mode="bicubic", align_corners=False)
         return outputs.clamp(-1.0, 1.0)
 
-    def translate(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Same-shaped ``(H, W, 3)`` uint8 images -> their translations, same shape."""
+    def translate(self, images: Sequence[np.ndarray], hints: Sequence[Sequence[Hint]] | None = None) -> list[np.ndarray]:
+        """Same-shaped ``(H, W, 3)`` uint8 images -> their translations, same shape. A hint model takes each
+        image's ``hints`` in its own pixels (see ``pix2pix.data.hints.check_hints_fit``); without, it colorizes alone."""
+        if hints is not None and not self.task.hints:
+            raise UserError("this model takes no colour hints (it was trained without --hints)")
         inputs = torch.stack([self.network_input(image) for image in images])
         accel = self.acceleration or Acceleration(self.device)
         with torch.inference_mode(), accel.autocast():
-            outputs = self.predict(accel.to_device(inputs)).float()
+            outputs = self.predict(accel.to_device(inputs), hints).float()
         return [self.task.to_rgb(network_input, output)[1] for network_input, output in zip(inputs, outputs)]
 
 
@@ -185,8 +194,9 @@ def translate_files(
     output_dir: Path,
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
+    hints: HintsFile | None = None,
 ) -> list[Path]:
-    """Write ``OUT/NAME.png`` for every input (each file atomically); returns the written paths.
+    """Write ``OUT/NAME.png`` for every input (each file atomically), with a hint model's ``hints``; returns the written paths.
 
     ``OUT`` must be missing, empty or written by pix2pix (``claim_output_folder``). Images wait (a few batches' worth at most) for others of the same size to fill a batch.
     A bad input stops the run with a ``UserError`` naming it; files already written stay valid.
@@ -194,11 +204,13 @@ def translate_files(
     destinations = output_paths(paths, output_dir)
     claim_output_folder(output_dir)
     torch.manual_seed(seed)  # test-time dropout (train mode) is then reproducible
-    pending: dict[tuple[int, ...], list[tuple[Path, np.ndarray]]] = {}
+    pending: dict[tuple[int, ...], list[tuple[Path, np.ndarray, list[Hint]]]] = {}
 
     def flush(shape: tuple[int, ...]) -> None:
         batch = pending.pop(shape)
-        for (destination, _), output in zip(batch, translator.translate([image for _, image in batch])):
+        images = [image for _, image, _ in batch]
+        outputs = translator.translate(images, [image_hints for _, _, image_hints in batch] if hints else None)
+        for (destination, _, _), output in zip(batch, outputs):
             save_image(output, destination)
         if progress:
             progress(len(batch))
@@ -206,7 +218,7 @@ def translate_files(
     for path, destination in zip(paths, destinations):
         image = read_rgb(path)
         bucket = pending.setdefault(image.shape, [])
-        bucket.append((destination, image))
+        bucket.append((destination, image, hints.of(Path(path), image.shape[:2]) if hints else []))
         if len(bucket) >= translator.batch_size:
             flush(image.shape)
         elif sum(map(len, pending.values())) > PENDING_BATCHES * translator.batch_size:

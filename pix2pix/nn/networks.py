@@ -152,7 +152,7 @@ def count_parameters(module: nn.Module) -> int:
 
 
 def build_generator(architecture: dict) -> UNetGenerator:
-    task = Task(architecture["direction"], architecture["lab_colorization"])
+    task = Task.of(architecture)
     in_channels, out_channels = task.channels
     return UNetGenerator(
         in_channels,
@@ -165,5 +165,5 @@ def build_generator(architecture: dict) -> UNetGenerator:
 
 
 def build_discriminator(architecture: dict) -> PatchDiscriminator:
-    in_channels, out_channels = Task(architecture["direction"], architecture["lab_colorization"]).channels
+    in_channels, out_channels = Task.of(architecture).channels
     return PatchDiscriminator(in_channels + out_channels, architecture["ndf"], architecture["patch"], architecture["norm"])

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 # Options that shape the networks or the data: a resumed run must keep them.
 ARCHITECTURE_KEYS = (
-    "direction", "lab_colorization", "crop_size", "unet_depth", "ngf", "ndf", "norm", "patch", "dropout",
+    "direction", "lab_colorization", "hints", "crop_size", "unet_depth", "ngf", "ndf", "norm", "patch", "dropout",
 )  # fmt: skip
 
 
@@ -56,6 +56,11 @@ class TrainConfig(DeviceOptions):
         bool,
         Flags("Data"),
         Field(description="Inpaint: the input's pure-white pixels are the hole (`pix2pix blank` paints it); the answer keeps every other pixel of the input and takes the network's only in the hole."),
+    ] = False
+    hints: Annotated[
+        bool,
+        Flags("Data"),
+        Field(description="Colorization with colour hints (Zhang et al. 2017): the generator also takes a sparse ab hint image and its mask, simulated from the target in training (a random number of 1-9 px squares showing their mean colour, sometimes none); needs lab_colorization."),
     ] = False
     batch_size: Annotated[int, Flags("Data"), Field(ge=1, description="Images per step (the paper uses 1).")] = 1
     load_size: Annotated[
@@ -148,6 +153,8 @@ class TrainConfig(DeviceOptions):
             raise ValueError("val_metric ciede2000 is a colour difference, scored for colorization (lab_colorization) only")
         try:
             self.depth()
+            if self.hints:  # only then: the Task, which refuses hints without Lab AtoB, imports torch
+                _ = self.task
         except UserError as exc:
             raise ValueError(str(exc)) from None
         return self
@@ -156,7 +163,7 @@ class TrainConfig(DeviceOptions):
     def task(self) -> Task:
         from pix2pix.task import Task  # torch: not needed to validate options
 
-        return Task(self.direction, self.lab_colorization, self.inpaint)
+        return Task(self.direction, self.lab_colorization, inpaint=self.inpaint, hints=self.hints)
 
     @property
     def total_epochs(self) -> int:
