@@ -84,7 +84,7 @@ def post(url: str, body: bytes, hints: str | None = None) -> tuple[int, bytes]:
 def page_config(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=30) as response:
         page = response.read().decode()
-    return json.loads(re.search(r'<script type="application/json" id="config">(.*?)</script>', page, re.S).group(1))
+    return json.loads(re.search(r'<script type="application/json" id="config">(.*?)</script>', page, re.DOTALL).group(1))
 
 
 def redness(png: bytes) -> np.ndarray:
