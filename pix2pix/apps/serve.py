@@ -8,9 +8,14 @@ Content-Security-Policy lets only its own script run. Uploads are decoded as ima
 
 - ``GET /``: the page.
 - ``POST /translate``: the body is an image file; the answer is the translation as PNG, or
-  JSON ``{"error": message}`` with 400 (not a readable image), 411 (no Content-Length),
+  JSON ``{"error": message}`` with 400 (not a readable image, or bad hints), 411 (no Content-Length),
   413 (too many bytes or pixels), 415 (an image type that is not accepted) or 503 with
   Retry-After (``max_queued`` uploads are already being decoded, waiting or translated).
+  A hint model's colour hints come in the ``X-Hints`` header: the JSON list ``translate --hints``
+  reads, ``[{"x": int, "y": int, "color": "#rrggbb", "size": px}]`` in the upload's own pixels
+  (size optional, 1 to ``Limits.max_hint_size``; at most ``Limits.max_hints`` hints). The
+  header sent to a model without hints is a 400, as is any bad hint; the page's config says
+  which (``"hints"``).
 
 A burst of uploads is answered, never reset: the kernel queues up to ``DemoServer.request_queue_size``
 connections until they are accepted, and each accepted upload beyond the queue is answered 503 at once.
@@ -29,6 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 
 from pix2pix.apps.pages import content_security_policy, packaged_text, render
+from pix2pix.data.hints import Hint, check_hints_fit, parse_hints
 from pix2pix.data.images import (
     ImageFormatNotAccepted,
     ImageTooLarge,
@@ -43,14 +49,17 @@ ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
 DRAIN_LIMIT = 64 * 2**20
 # What a 503 tells the client to wait: a few translations of a typical upload.
 RETRY_AFTER_S = 5
+HINTS_HEADER = "X-Hints"
 
 
 @dataclass(frozen=True)
 class Limits:
-    """What one upload may be: checked on the bytes and the image header before decoding."""
+    """What one upload may be: checked on the bytes, the hints and the image header before decoding."""
 
     max_bytes: int = 10_000_000
     max_pixels: int = 2048 * 2048
+    max_hints: int = 100  # twice evaluate's longest hint curve
+    max_hint_size: int = 128  # image pixels: training's largest square (9 px) at 2048 px shrunk to a 256 px crop is 72
 
 
 class UploadError(Exception):
@@ -95,6 +104,10 @@ class DemoModel:
             "canvas_size": max(256, crop_size),
             "max_bytes": limits.max_bytes,
             "max_pixels": limits.max_pixels,
+            "hints": task.hints,
+            "max_hints": limits.max_hints,
+            "max_hint_size": limits.max_hint_size,
+            "color_side": translator.color_side,  # the network's frame: the page sizes new hints to it
         }
         self._lock = threading.Lock()
         self.page = render("demo.html.j2", config=self.info).encode("utf-8")
@@ -103,10 +116,33 @@ class DemoModel:
             scripts=[packaged_text("demo.js")], images=("'self'", "blob:", "data:"), connect=("'self'",)
         )
 
-    def translate_png(self, data: bytes) -> bytes:
+    def read_hints(self, header: str | None) -> list[Hint] | None:
+        """The ``X-Hints`` header -> a hint model's hints (none: ``[]``), ``None`` for a model without; checked
+        before the upload is read, except against its size (``translate_png``)."""
+        if not self.translator.task.hints:
+            if header is None:
+                return None
+            raise UploadError(HTTPStatus.BAD_REQUEST, f"{HINTS_HEADER}: this model takes no colour hints (it was trained without --hints)")
+        if header is None:
+            return []
+        try:
+            value = json.loads(header)
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
+            raise UploadError(HTTPStatus.BAD_REQUEST, f"{HINTS_HEADER}: not readable JSON ({exc})") from None
+        try:
+            return parse_hints(value, HINTS_HEADER, self.limits.max_hints, self.limits.max_hint_size)
+        except UserError as exc:
+            raise UploadError(HTTPStatus.BAD_REQUEST, str(exc)) from None
+
+    def translate_png(self, data: bytes, hints: list[Hint] | None = None) -> bytes:
+        """An upload -> its translation as PNG; a hint model's ``hints`` (from ``read_hints``) must fall inside it."""
         rgb = decode_upload(data, self.limits)
+        try:
+            check_hints_fit(hints or [], rgb.shape[:2], HINTS_HEADER)
+        except UserError as exc:
+            raise UploadError(HTTPStatus.BAD_REQUEST, str(exc)) from None
         with self._lock:
-            output = self.translator.translate([rgb])[0]
+            output = self.translator.translate([rgb], None if hints is None else [hints])[0]
         return encode_png(output)
 
 
@@ -134,6 +170,11 @@ class DemoHandler(BaseHTTPRequestHandler):
             return self._error(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"file too large: {length:,} bytes, the limit is {limit:,} bytes"
             )
+        try:
+            hints = self.model.read_hints(self.headers.get(HINTS_HEADER))
+        except UploadError as exc:
+            self._drain(length)
+            return self._error(exc.status, str(exc))
         if not self.model.queue_places.acquire(blocking=False):
             self._drain(length)
             return self._error(
@@ -142,7 +183,7 @@ class DemoHandler(BaseHTTPRequestHandler):
                 {"Retry-After": str(RETRY_AFTER_S)},
             )
         try:
-            png = self.model.translate_png(self.rfile.read(length))
+            png = self.model.translate_png(self.rfile.read(length), hints)
         except UploadError as exc:
             return self._error(exc.status, str(exc))
         except Exception as exc:  # a model failure must not kill the server; the page shows it

@@ -95,11 +95,14 @@ def check_hints_fit(hints: Sequence[Hint], image_size: tuple[int, int], source: 
             raise UserError(f"{source}: hint {number} at x {hint.x}, y {hint.y} is outside the {width}x{height} image")
 
 
-def parse_hints(value: object, source: str) -> list[Hint]:
+def parse_hints(value: object, source: str, max_count: int | None = None, max_size: int | None = None) -> list[Hint]:
     """A JSON list of ``{"x": int, "y": int, "color": "#rrggbb"}`` (optionally ``"size": px``) -> hints;
-    anything else is a one-line ``UserError`` starting with ``source``."""
+    anything else is a one-line ``UserError`` starting with ``source``. The demo server bounds the
+    count and the size (its clients are untrusted); files and the command line need no bound."""
     if not isinstance(value, list):
         raise UserError(f"{source}: expected a list of hints {{\"x\": int, \"y\": int, \"color\": \"#rrggbb\"}}, got {type(value).__name__}")
+    if max_count is not None and len(value) > max_count:
+        raise UserError(f"{source}: {len(value)} hints, at most {max_count} are allowed")
     hints = []
     for number, item in enumerate(value, 1):
         where = f"{source}: hint {number}"
@@ -107,10 +110,11 @@ def parse_hints(value: object, source: str) -> list[Hint]:
             raise UserError(f"{where}: expected an object {{\"x\": int, \"y\": int, \"color\": \"#rrggbb\"}}, got {type(item).__name__}")
         if unknown := sorted(set(item) - HINT_KEYS):
             raise UserError(f"{where}: unknown key {unknown[0]!r} (expected x, y, color and optionally size)")
-        for key, least in {"x": 0, "y": 0, **({"size": 1} if "size" in item else {})}.items():
+        for key, (least, most) in {"x": (0, None), "y": (0, None), **({"size": (1, max_size)} if "size" in item else {})}.items():
             whole = item.get(key)
-            if not isinstance(whole, int) or isinstance(whole, bool) or whole < least:
-                raise UserError(f"{where}: {key!r} must be a whole number >= {least}, got {json.dumps(whole)}")
+            if not isinstance(whole, int) or isinstance(whole, bool) or whole < least or (most is not None and whole > most):
+                expected = f">= {least}" if most is None else f"from {least} to {most}"
+                raise UserError(f"{where}: {key!r} must be a whole number {expected}, got {json.dumps(whole)}")
         colour = item.get("color")
         if not isinstance(colour, str) or not COLOR_PATTERN.fullmatch(colour):
             raise UserError(f"{where}: 'color' must be \"#rrggbb\", got {json.dumps(colour)}")

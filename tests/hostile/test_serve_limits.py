@@ -77,7 +77,7 @@ def test_uploads_beyond_the_queue_get_503_at_once(run, random_png):
     """Translations held up: exactly ``max_queued`` uploads are taken, the rest are answered 503 meanwhile."""
     translator = Translator.from_checkpoint(run)
     release, translate = threading.Event(), translator.translate
-    translator.translate = lambda images: release.wait(300) and translate(images)
+    translator.translate = lambda *args: release.wait(300) and translate(*args)
     server = make_server(DemoModel(translator, Limits(), max_queued=3), port=0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/"

@@ -22,12 +22,16 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from pix2pix.data.images import list_images
+from pix2pix.infer.translate import Translator
 from pix2pix.train.config import TrainConfig
 from pix2pix.train.pix2pix_model import train
+from tests.unit.test_hints import HINTED, ShowsHints
+from tests.unit.test_serve_hints import page_config, serving
 
 MAX_BYTES, MAX_PIXELS = 150_000, 100_000
 
@@ -74,8 +78,9 @@ def server(run, start_server):
     assert "stopped" in stop_server(process, signal.SIGTERM)
 
 
-def post(url: str, body: bytes, content_type: str = "image/png") -> tuple[int, str, bytes]:
-    request = urllib.request.Request(url + "translate", data=body, method="POST", headers={"Content-Type": content_type})
+def post(url: str, body: bytes, content_type: str = "image/png", hints: list[dict] | None = None) -> tuple[int, str, bytes]:
+    headers = {"Content-Type": content_type, **({"X-Hints": json.dumps(hints)} if hints is not None else {})}
+    request = urllib.request.Request(url + "translate", data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, response.headers["Content-Type"], response.read()
@@ -90,8 +95,28 @@ def test_page_is_self_contained(server, csp):
     assert "default-src 'none'" in policy and "connect-src 'self'" in policy
     assert csp.directives(policy)["script-src"] == [csp.sha256_source(script) for script in csp.inline_scripts(page)]  # no 'unsafe-inline'
     assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", page), "nothing may load from elsewhere"
-    config = json.loads(re.search(r'<script type="application/json" id="config">(.*?)</script>', page, re.S).group(1))
-    assert config["max_bytes"] == MAX_BYTES and config["drawing"] and config["crop_size"] == 32
+    config = page_config(server)
+    assert config["max_bytes"] == MAX_BYTES and config["drawing"] and config["crop_size"] == 32 and config["hints"] is False
+
+
+def test_serve_a_hint_model(tmp_path_factory, make_photos, tiny_config, start_server, server, random_png):
+    """`pix2pix serve` with a tiny trained hint model: its page says so, X-Hints changes the translation,
+    a hint outside the upload is a 400; hints sent to the model without are a 400 too."""
+    root = tmp_path_factory.mktemp("serve-hints")
+    train(TrainConfig(lab_colorization=True, hints=True, max_steps=2, **tiny_config), list_images(make_photos(root / "photos", count=2)), root / "run")
+    process, url = start_server(root / "run", "--eval_mode", "eval")
+    try:
+        assert page_config(url)["hints"] is True
+        photo = random_png(40, 60)
+        alone, hinted = (post(url, photo, hints=hints) for hints in (None, [{"x": 59, "y": 0, "color": "#00ff00", "size": 9}]))
+        assert alone[:2] == hinted[:2] == (200, "image/png")
+        assert not np.array_equal(np.asarray(Image.open(io.BytesIO(alone[2]))), np.asarray(Image.open(io.BytesIO(hinted[2]))))
+        status, _, answer = post(url, photo, hints=[{"x": 60, "y": 0, "color": "#00ff00"}])
+        assert (status, json.loads(answer)["error"]) == (400, "X-Hints: hint 1 at x 60, y 0 is outside the 60x40 image")
+    finally:
+        assert "stopped" in stop_server(process, signal.SIGTERM)
+    status, _, answer = post(server, photo, hints=[{"x": 1, "y": 1, "color": "#00ff00"}])
+    assert (status, json.loads(answer)["error"]) == (400, "X-Hints: this model takes no colour hints (it was trained without --hints)")
 
 
 def test_image_in_png_out(server, random_png):
@@ -285,3 +310,60 @@ def test_page_in_headless_chromium(server, browser, tmp_path, random_png):
     browser.evaluate("document.body.dataset.state = 'ready'; document.getElementById('translate-drawing').click()")
     state, message = settle(browser)
     assert state == "done" and message.startswith("drawing: 256×256"), message
+
+
+OUTPUT_PIXELS = """(() => {  // the output image's RGB, row by row, read back through a canvas
+  const image = document.getElementById('output-image'), canvas = document.createElement('canvas');
+  [canvas.width, canvas.height] = [image.naturalWidth, image.naturalHeight];
+  const context = canvas.getContext('2d');
+  context.drawImage(image, 0, 0);
+  return Array.from(context.getImageData(0, 0, canvas.width, canvas.height).data);
+})()"""
+
+
+def output_pixels(devtools: DevTools, height: int, width: int) -> np.ndarray:
+    return np.array(devtools.evaluate(OUTPUT_PIXELS), dtype=int).reshape(height, width, 4)[..., :3]
+
+
+def click_pixel(devtools: DevTools, x: int, y: int) -> None:
+    """A real mouse click on the centre of pixel (x, y) of the input image, wherever and however large the page shows it."""
+    left, top, scale = devtools.evaluate(
+        "(() => { const image = document.getElementById('input-image'); image.scrollIntoView();"
+        " const box = image.getBoundingClientRect(); return [box.left, box.top, box.width / image.naturalWidth]; })()"
+    )
+    point = {"x": left + (x + 0.5) * scale, "y": top + (y + 0.5) * scale, "button": "left", "clickCount": 1}
+    for kind in ("mousePressed", "mouseReleased"):
+        devtools.call("Input.dispatchMouseEvent", type=kind, **point)
+
+
+def test_hints_in_headless_chromium(browser, tmp_path):
+    """Two hints clicked on a grey 72x48 upload come back in their colours where they were put, nowhere else;
+    removing one takes its colour away. The hint model's output shows its hint input (ShowsHints)."""
+    with serving(Translator(ShowsHints(), HINTED, color_side=32)) as url:
+        browser.call("Page.navigate", url=url)
+        browser.wait_for("document.readyState === 'complete' && document.body.dataset.state === 'ready'")
+        assert not browser.evaluate("document.getElementById('hint-panel').hidden")
+        Image.new("RGB", (72, 48), (128, 128, 128)).save(tmp_path / "grey.png")
+        state, message = upload(browser, tmp_path / "grey.png")
+        assert (state, message) == ("done", "grey.png with 0 hints: 72×48 translated."), message
+        assert browser.evaluate("getComputedStyle(document.getElementById('input-image')).filter") == "grayscale(1)"
+        before = output_pixels(browser, 48, 72)
+        for (x, y), colour, count in (((15, 12), "#ff0000", "1 hint"), ((55, 36), "#00ff00", "2 hints")):
+            browser.evaluate(f"document.getElementById('hint-colour').value = '{colour}'")
+            click_pixel(browser, x, y)
+            state, message = settle(browser)
+            assert state == "done" and message.startswith(f"grey.png with {count}:"), message
+        entries = browser.evaluate("[...document.querySelectorAll('#hint-list li')].map((item) => item.textContent.trim())")
+        assert entries == ["x 15, y 12, #ff0000, 8 px remove", "x 55, y 36, #00ff00, 8 px remove"]  # size: the page's default, capped
+        after = output_pixels(browser, 48, 72)
+        change = np.abs(after - before).sum(axis=2)
+        red = after[..., 0] - after[..., 1]  # green is negative
+        assert red[12, 15] > 60 and red[36, 55] < -60
+        assert change[:, 30:42].max() <= 6 and change[30:, :5].max() <= 6  # between and away from them: still grey
+
+        browser.evaluate("document.querySelector('#hint-list li button').click()")  # remove the red one
+        state, message = settle(browser)
+        assert state == "done" and message.startswith("grey.png with 1 hint:"), message
+        assert browser.evaluate("document.querySelectorAll('#hint-list li').length") == 1
+        removed = output_pixels(browser, 48, 72)
+        assert np.abs(removed - before).sum(axis=2)[:24, :30].max() <= 6 and removed[36, 55, 1] - removed[36, 55, 0] > 60
