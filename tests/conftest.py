@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import hashlib
 import importlib
 import io
@@ -25,6 +26,9 @@ from types import MappingProxyType, SimpleNamespace
 import numpy as np
 import pytest
 from PIL import Image
+
+from tests.support import demo
+from tests.support.file_server import Server
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -244,3 +248,20 @@ def make_results(random_png):
         return eval_dir, run_dir
 
     return make_results
+
+
+@pytest.fixture
+def server(monkeypatch):
+    """A 127.0.0.1 file server (``tests.support.file_server.Server``), proxy variables cleared."""
+    for variable in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("no_proxy", "*")
+    serving = Server()
+    yield serving
+    serving.close()
+
+
+@pytest.fixture(scope="session")
+def start_server(repo_root):
+    """``start_server(run, *args)``: ``python -m stages.serve`` on a free port; returns the process and the URL it prints."""
+    return functools.partial(demo.start_server, repo_root)

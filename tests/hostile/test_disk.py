@@ -21,10 +21,8 @@ from pix2pix.train.config import TrainConfig
 from pix2pix.train.pix2pix_model import train
 from stages import evaluate, export, report, split, translate
 from stages import train as train_stage
-from tests.hostile.test_inputs import download, zip_of_zeros
-from tests.unit import test_download
-
-server = test_download.server  # the fixture: a 127.0.0.1 file server, proxy variables cleared
+from stages.download import app as download_app
+from tests.support.archives import zip_of_zeros
 
 FULL = "No space left on device"  # strerror(ENOSPC)
 DISK_SIZE = "16m"  # room for a tiny run's checkpoint.pt (3.7 MB) and generator.pt
@@ -148,7 +146,7 @@ def test_a_checkpoint_that_does_not_fit_keeps_the_earlier_one(disk, pairs, run_c
 def test_a_zip_that_does_not_fit_is_one_line_leaving_nothing(disk, server, invoke, assert_user_error):
     server.files["/data.zip"] = zip_of_zeros(1, 1_000_000)  # a few kB packed
     fill(disk, leave=64 * 1024)
-    result = download(invoke, f"{server.url}/data.zip", disk / "raw")
+    result = invoke(download_app, "data", "--source", f"{server.url}/data.zip", "-o", str(disk / "raw"))
     assert_user_error(result, f"{disk / 'raw' / 'data'}: {FULL}")
     assert os.listdir(disk / "raw") == []  # neither the archive nor a half-unpacked folder
 
@@ -169,6 +167,6 @@ def test_a_download_that_does_not_fit_is_one_line_and_not_retried(disk, server, 
     """The disk, not the network: no retries, and the partial file stays to resume once there is room."""
     server.files["/big.zip"] = os.urandom(2_000_000)  # not unpacked: the write of the download fails first
     fill(disk, leave=256 * 1024)
-    result = download(invoke, f"{server.url}/big.zip", disk / "raw")
+    result = invoke(download_app, "data", "--source", f"{server.url}/big.zip", "-o", str(disk / "raw"))
     assert_user_error(result, f"{disk / 'raw' / 'data.zip.part'}: {FULL}")
     assert len(server.requests) == 1

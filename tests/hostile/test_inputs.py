@@ -4,7 +4,6 @@ nothing half-written behind."""
 
 from __future__ import annotations
 
-import io
 import shutil
 import struct
 import threading
@@ -23,10 +22,7 @@ from pix2pix.train.pix2pix_model import train
 from stages.download import app as download_app
 from stages.evaluate import app as evaluate_app
 from stages.train import app as train_app
-from tests.unit import test_download
-from tests.unit.test_download import member, tar_gz
-
-server = test_download.server  # the fixture: a 127.0.0.1 file server, proxy variables cleared
+from tests.support.archives import member, tar_gz, zip_of_zeros
 
 # --- downloads --------------------------------------------------------------------------------------
 
@@ -86,14 +82,6 @@ def test_trickling_server_meets_the_deadline(tmp_path, dripping, invoke, assert_
     result = download(invoke, trickling.url, tmp_path / "raw", "--stall-timeout", "1", "--deadline", "1")
     assert_user_error(result, trickling.url, "not downloaded within the deadline of 1 s")
     assert not (tmp_path / "raw" / "data").exists()
-
-
-def zip_of_zeros(count: int, size: int) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for index in range(count):
-            archive.writestr(f"bomb/{index}.png", bytes(size))
-    return buffer.getvalue()
 
 
 def tar_gz_of_zeros(count: int, size: int) -> bytes:

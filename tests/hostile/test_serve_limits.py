@@ -19,10 +19,20 @@ from urllib.parse import urlsplit
 import pytest
 
 from pix2pix.apps.serve import DemoModel, Limits, make_server
+from pix2pix.data.images import list_images
 from pix2pix.infer.translate import Translator
-from tests.integration import test_serve
+from pix2pix.train.config import TrainConfig
+from pix2pix.train.pix2pix_model import train
+from tests.support.demo import stop_server
 
-run, start_server = test_serve.run, test_serve.start_server  # the fixtures: a tiny trained run, `python -m stages.serve`
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, make_pairs, tiny_config):
+    """A tiny trained run to serve."""
+    root = tmp_path_factory.mktemp("serve")
+    train(TrainConfig(max_steps=2, **tiny_config), list_images(make_pairs(root / "pairs", count=2)), root / "run")
+    return root / "run"
+
 
 UPLOADS = 50
 
@@ -64,7 +74,7 @@ def test_fifty_concurrent_uploads_each_get_an_answer(run, start_server, random_p
     try:
         results = post_concurrently(url, random_png(64, 64), UPLOADS)
     finally:
-        test_serve.stop_server(process, signal.SIGTERM)
+        stop_server(process, signal.SIGTERM)
     failures = [result for result in results if isinstance(result, Exception)]
     assert not failures, f"{len(failures)} of {UPLOADS} uploads got no answer: {failures[:3]}"
     for status, headers, body in results:
@@ -138,7 +148,7 @@ def test_huge_dimensions_in_a_small_file_are_413_before_decoding(run, start_serv
         status, headers, body = post_upload(url, png)
         peak = peak_memory_since_reset(process.pid)
     finally:
-        test_serve.stop_server(process, signal.SIGTERM)
+        stop_server(process, signal.SIGTERM)
     assert (status, headers["Content-Type"]) == (413, "application/json")
     assert f"{side}x{side} = {side * side:,} pixels, the limit is {2048 * 2048:,}" in json.loads(body)["error"]
     assert peak - before < 20 * 2**20, f"the server's memory grew by {(peak - before) / 2**20:.0f} MB: the image was decoded"

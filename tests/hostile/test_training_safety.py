@@ -237,7 +237,7 @@ def test_only_rank_0_of_a_ddp_run_takes_the_lock(tmp_path, pairs, repo_root, tra
 # 3. Resume
 
 
-CHANGES = {"gan_mode": "lsgan", "l1_weight": 10.0, "gan_weight": 2.0, "lr": 0.1, "beta1": 0.9, "beta2": 0.99, "n_epochs": 3, "n_epochs_decay": 7}
+CHANGES = {"gan_mode": "lsgan", "l1_weight": 10.0, "gan_weight": 2.0, "lr": 0.1, "beta1": 0.9, "beta2": 0.99, "n_epochs": 3, "n_epochs_decay": 7, "hole_weight": 4.0}
 
 
 def test_resume_refuses_a_changed_objective_optimiser_or_schedule_option(tmp_path, pairs, run_cli, train_args, assert_user_error, tiny_config):

@@ -10,12 +10,10 @@ import io
 import json
 import os
 import re
-import select
 import signal
 import socket
 import struct
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -26,42 +24,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pix2pix.apps.serve import Limits
 from pix2pix.data.images import list_images
 from pix2pix.infer.translate import Translator
 from pix2pix.train.config import TrainConfig
 from pix2pix.train.pix2pix_model import train
-from tests.unit.test_hints import HINTED, ShowsHints
-from tests.unit.test_serve_hints import page_config, serving
+from tests.support.demo import page_config, serving, stop_server
+from tests.support.hints import HINTED, ShowsHints
 
 MAX_BYTES, MAX_PIXELS = 150_000, 100_000
-
-
-@pytest.fixture(scope="module")
-def start_server(repo_root):
-    def start_server(run: Path, *args: str) -> tuple[subprocess.Popen, str]:
-        """``python -m stages.serve`` on a free port; returns the process and the URL it prints."""
-        process = subprocess.Popen(
-            [sys.executable, "-m", "stages.serve", "--checkpoint", str(run), "--port", "0", *args],
-            cwd=repo_root, env={**os.environ, "PYTHONPATH": str(repo_root)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        ready, _, _ = select.select([process.stdout], [], [], 120)
-        line = process.stdout.readline() if ready else ""
-        match = re.search(r"http://127\.0\.0\.1:\d+/", line)
-        if not match:
-            process.kill()
-            raise AssertionError(f"server did not start: {line!r} {process.stderr.read()}")
-        return process, match.group(0)
-
-    return start_server
-
-
-def stop_server(process: subprocess.Popen, signum: int) -> str:
-    """Send the signal; the server must exit 0 promptly and say so."""
-    process.send_signal(signum)
-    stdout, stderr = process.communicate(timeout=30)
-    assert process.returncode == 0, (process.returncode, stderr)
-    assert "Traceback" not in stderr, stderr
-    return stdout
 
 
 @pytest.fixture(scope="module")
@@ -339,7 +310,7 @@ def click_pixel(devtools: DevTools, x: int, y: int) -> None:
 def test_hints_in_headless_chromium(browser, tmp_path):
     """Two hints clicked on a grey 72x48 upload come back in their colours where they were put, nowhere else;
     removing one takes its colour away. The hint model's output shows its hint input (ShowsHints)."""
-    with serving(Translator(ShowsHints(), HINTED, color_side=32)) as url:
+    with serving(Translator(ShowsHints(), HINTED, color_side=32), Limits(max_hints=3, max_hint_size=8)) as url:
         browser.call("Page.navigate", url=url)
         browser.wait_for("document.readyState === 'complete' && document.body.dataset.state === 'ready'")
         assert not browser.evaluate("document.getElementById('hint-panel').hidden")

@@ -7,9 +7,7 @@ import hashlib
 import io
 import json
 import tarfile
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -18,70 +16,8 @@ from PIL import Image
 
 from pix2pix.errors import UserError
 from pix2pix.prep.download import download_dataset, extract_archive
-
-
-class Server:
-    """Serves ``files`` (path -> bytes). ``cut`` paths send half the body, then hang up, once.
-
-    ``requests`` records (path, Range header) of every request.
-    """
-
-    def __init__(self):
-        self.files: dict[str, bytes] = {}
-        self.cut: set[str] = set()
-        self.ignore_range = False
-        self.requests: list[tuple[str, str | None]] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                server.requests.append((self.path, self.headers.get("Range")))
-                body = server.files.get(self.path)
-                if body is None:
-                    self.send_error(404, "Not Found")
-                    return
-                start = 0
-                wanted = self.headers.get("Range")
-                if wanted and not server.ignore_range:
-                    start = int(wanted.removeprefix("bytes=").split("-")[0])
-                    if start >= len(body):
-                        self.send_error(416, "Range Not Satisfiable")
-                        return
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-                else:
-                    self.send_response(200)
-                self.send_header("Content-Length", str(len(body) - start))
-                self.end_headers()
-                if self.path in server.cut:
-                    server.cut.discard(self.path)
-                    self.wfile.write(body[start : start + (len(body) - start) // 2])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    return
-                self.wfile.write(body[start:])
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def server(monkeypatch):
-    for variable in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("no_proxy", "*")
-    serving = Server()
-    yield serving
-    serving.close()
+from tests.support.archives import member, tar_gz
+from tests.support.file_server import Server
 
 
 def png_bytes(seed: int) -> bytes:
@@ -90,20 +26,7 @@ def png_bytes(seed: int) -> bytes:
     return buffer.getvalue()
 
 
-def tar_gz(entries: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for info, data in entries:
-            if data is not None:
-                info.size = len(data)
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
-    return buffer.getvalue()
 
-
-def member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type, info.linkname, info.mode = kind, link, 0o644
-    return info
 
 
 def dataset_archive(seed: int = 0) -> bytes:

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch import nn
 
 from pix2pix import checkpoint as ckpt
 from pix2pix.data.dataset import TrainingSet
@@ -34,8 +33,7 @@ from pix2pix.train.loop import Callbacks, TrainingInterrupted
 from pix2pix.train.pix2pix_model import train
 from stages.tracking import evaluation_metrics
 from stages.translate import app as translate_app
-
-HINTED = Task("AtoB", lab_colorization=True, hints=True)
+from tests.support.hints import HINTED, ShowsHints
 
 
 @pytest.fixture(scope="module")
@@ -103,19 +101,6 @@ def test_hint_model_resumed_equals_uninterrupted(tmp_path, runs, tiny_config):
     train(config, photos, tmp_path / "split")
     whole, split = (ckpt.load(tmp_path / run / ckpt.GENERATOR_NAME)["generator"] for run in ("whole", "split"))
     assert all(torch.equal(whole[key], split[key]) for key in whole)
-
-
-class ShowsHints(nn.Module):
-    """A stand-in generator whose ab output is its hint ab input: what comes out shows where the hints landed."""
-
-    depth = 0
-
-    def __init__(self):
-        super().__init__()
-        self.unused = nn.Parameter(torch.zeros(()))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x[:, 1:3]
 
 
 def test_a_hint_lands_where_it_was_put_at_any_input_size_tiles_included():

@@ -6,11 +6,8 @@ The page in headless Chromium, with clicks: tests/integration/test_serve.py.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import re
-import threading
 import urllib.error
 import urllib.request
 
@@ -20,10 +17,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from pix2pix.apps.serve import DemoModel, Limits, make_server
+from pix2pix.apps.serve import Limits
 from pix2pix.infer.translate import Translator
 from pix2pix.task import Task
-from tests.unit.test_hints import HINTED, ShowsHints
+from tests.support.demo import page_config, serving
+from tests.support.hints import HINTED, ShowsHints
 
 LIMITS = Limits(max_hints=3, max_hint_size=8)
 
@@ -41,27 +39,16 @@ class Grey(nn.Module):
         return x.new_zeros((x.shape[0], 2, *x.shape[2:]))
 
 
-@contextlib.contextmanager
-def serving(translator: Translator):
-    server = make_server(DemoModel(translator, LIMITS, max_queued=2), port=0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.fixture(scope="module")
 def hint_server():
     """A hint model whose output's colour is its hint input: what comes back shows where the hints landed."""
-    with serving(Translator(ShowsHints(), HINTED, color_side=32)) as url:
+    with serving(Translator(ShowsHints(), HINTED, color_side=32), LIMITS) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def plain_server():
-    with serving(Translator(Grey(), Task("AtoB", lab_colorization=True), color_side=32)) as url:
+    with serving(Translator(Grey(), Task("AtoB", lab_colorization=True), color_side=32), LIMITS) as url:
         yield url
 
 
@@ -79,12 +66,6 @@ def post(url: str, body: bytes, hints: str | None = None) -> tuple[int, bytes]:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
-
-
-def page_config(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=30) as response:
-        page = response.read().decode()
-    return json.loads(re.search(r'<script type="application/json" id="config">(.*?)</script>', page, re.DOTALL).group(1))
 
 
 def redness(png: bytes) -> np.ndarray:
