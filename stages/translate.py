@@ -57,7 +57,7 @@ def translate(
     from pix2pix.data.hints import read_hints_file
     from pix2pix.data.images import list_images
     from pix2pix.files import check_output_folder
-    from pix2pix.infer.translate import Translator, output_paths, translate_files
+    from pix2pix.infer.translate import NO_HINTS, Translator, output_paths, translate_files
 
     if input_path.is_dir():
         paths = list_images(input_path)
@@ -74,7 +74,7 @@ def translate(
         max_side=options.max_side, overlap=options.overlap, batch_size=options.batch_size,
     )  # fmt: skip
     if hints and not translator.task.hints:
-        raise fail(f"{hints_file}: {checkpoint} takes no colour hints (it was trained without --hints)")
+        raise fail(f"{hints_file}: {checkpoint} {NO_HINTS}")
     with counting_bar("translating", len(paths)) as advance:
         translate_files(translator, paths, output_dir, options.seed, progress=advance, hints=hints)
     typer.echo(f"{len(paths)} images -> {output_dir}")

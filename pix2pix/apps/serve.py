@@ -42,7 +42,7 @@ from pix2pix.data.images import (
     read_rgb,
 )
 from pix2pix.errors import UserError
-from pix2pix.infer.translate import Translator
+from pix2pix.infer.translate import NO_HINTS, Translator
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
 # A too-large body is read and dropped up to this size so the client sees the 413 instead of a reset.
@@ -122,7 +122,7 @@ class DemoModel:
         if not self.translator.task.hints:
             if header is None:
                 return None
-            raise UploadError(HTTPStatus.BAD_REQUEST, f"{HINTS_HEADER}: this model takes no colour hints (it was trained without --hints)")
+            raise UploadError(HTTPStatus.BAD_REQUEST, f"{HINTS_HEADER}: this model {NO_HINTS}")
         if header is None:
             return []
         try:

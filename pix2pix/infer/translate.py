@@ -38,6 +38,8 @@ from pix2pix.task import Task
 PENDING_BATCHES = 4
 
 
+NO_HINTS = "takes no colour hints (it was trained without --hints)"  # what a model without hints says to hints given
+
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     """Offsets of tiles of ``min(tile, length)`` covering ``length``, consecutive ones sharing >= ``overlap``."""
     if length <= tile:
@@ -166,7 +168,7 @@ class Translator:
         """Same-shaped ``(H, W, 3)`` uint8 images -> their translations, same shape. A hint model takes each
         image's ``hints`` in its own pixels (see ``pix2pix.data.hints.check_hints_fit``); without, it colorizes alone."""
         if hints is not None and not self.task.hints:
-            raise UserError("this model takes no colour hints (it was trained without --hints)")
+            raise UserError(f"this model {NO_HINTS}")
         inputs = torch.stack([self.network_input(image) for image in images])
         accel = self.acceleration or Acceleration(self.device)
         with torch.inference_mode(), accel.autocast():
