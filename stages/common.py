@@ -12,7 +12,7 @@ from typing import Annotated, TypeVar
 import typer
 
 from pix2pix.errors import UserError
-from pix2pix.processes import signal_on_parent_death
+from pix2pix.processes import signal_on_launcher_death
 from stages.options import normalized
 
 F = TypeVar("F", bound=Callable)
@@ -47,8 +47,8 @@ def user_errors(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        if os.environ.get("DVC_ROOT"):  # a parent of PID 1 is no more: DVC died while this one started
-            signal_on_parent_death(signal.SIGTERM, os.getppid() if os.getppid() != 1 else 0)
+        if os.environ.get("DVC_ROOT"):
+            signal_on_launcher_death(signal.SIGTERM)
         try:
             return command(*args, **kwargs)
         except UserError as exc:

@@ -27,7 +27,9 @@ def direct_training(clone: Path, output_dir: Path) -> subprocess.CompletedProces
 
 
 def environment(clone: Path) -> dict[str, str]:
+    # SHELL unset, as in CI: DVC then runs commands with /bin/sh, which (dash) forks instead of exec'ing
     env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(clone)}
+    env.pop("SHELL", None)
     env.pop("MLFLOW_TRACKING_URI", None)
     return env
 
@@ -85,7 +87,7 @@ def test_a_training_ends_with_the_dvc_that_started_it(clone, dvc, edit_params):
         time.sleep(0.05)
     repro.kill()
     repro.wait()
-    gone, alive = psutil.wait_procs(trainers, timeout=60)
+    gone, alive = psutil.wait_procs(trainers, timeout=max(deadline - time.monotonic(), 60))
     assert not alive, [p.cmdline() for p in alive]
     step = torch.load(clone / RUN / "checkpoint.pt", weights_only=True)["step"]
     assert 0 < step < epochs * 6  # its SIGTERM checkpoint, mid-training (save_freq is out of reach)
