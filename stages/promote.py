@@ -63,3 +63,7 @@ def promote(
     version = max(versions, key=lambda found: int(found.version)) if versions else mlflow.register_model(models[0].model_uri, register)
     client.set_registered_model_alias(register, alias, version.version)
     typer.echo(f"{register}@{alias} -> version {version.version}: run {best.info.run_name} ({run_id}), {metric} {score:.4g}")
+
+
+if __name__ == "__main__":
+    app()
