@@ -10,9 +10,9 @@
 # Nodes without the repo's .venv: `snakemake --profile slurm --software-deployment-method conda` runs
 # every job in the conda env of workflow/envs/pix2pix.yaml (python 3.11, the torch of pyproject.toml;
 # pix2pix.post-deploy.sh installs this repo into it), built once under .snakemake/conda, which the nodes
-# share with the repo. Snakemake itself still starts on each node from the python that submitted the
-# job, unless --shared-fs-usage leaves out software-deployment: then `python` on the nodes' PATH (e.g.
-# that env, activated) must have Snakemake.
+# share with the repo. Snakemake itself (this file imports the repo and DVC) still starts on each node
+# from the python that submitted the job, unless --shared-fs-usage leaves out software-deployment:
+# then from `python` on the nodes' PATH, e.g. that env activated (pyproject.toml brings Snakemake).
 from functools import partial
 
 from snakemake.exceptions import WorkflowError

@@ -124,6 +124,7 @@ class Graph:
 
     def command(self, name: str, wildcards, threads: int, resources, venv: bool = True) -> str:
         """The rule's shell command: the stage's own, its output to the log, as `snakemake -n -p` prints it.
+        A params function of the rule, so Snakemake passes the job's wildcards (none), threads and resources.
 
         ``venv``: the venv's bin first on PATH (not when Snakemake runs the job in its conda env). The
         rule's CPUs set the thread count; a ``torchrun`` stage with several GPUs starts one process per
