@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from pix2pix.errors import UserError
@@ -192,12 +193,10 @@ class TrainingTracker:
         status: str = "FINISHED",
         error: str | None = None,
         metrics: dict | None = None,
-        translator_run: Path | None = None,
-        register: str | None = None,
+        log_model: Callable[[], None] | None = None,
     ) -> None:
-        """End the run with ``status``; a FAILED one keeps the error message as tag pix2pix.error. A pix2pix
-        ``translator_run`` folder's generator (best.pt if it has one) is also logged as the MLflow model
-        ``model`` (``pix2pix.apps.mlflow_model``), registered as a new version of ``register`` if given."""
+        """End the run with ``status``; a FAILED one keeps the error message as tag pix2pix.error. ``log_model``
+        logs a model into the run before it ends."""
         self.flush()
         self.run_id()
         if metrics:
@@ -206,11 +205,8 @@ class TrainingTracker:
             self.mlflow.set_tag(ERROR_TAG, error[:5000])
         if generator_path is not None and generator_path.exists():
             self.mlflow.log_artifact(str(generator_path), artifact_path="model")
-        if translator_run is not None:
-            from pix2pix.apps.mlflow_model import log_translator_model
-            from pix2pix.checkpoint import resolve
-
-            log_translator_model(resolve(translator_run), register)
+        if log_model is not None:
+            log_model()
         self.mlflow.end_run(status=status)
 
 

@@ -5,6 +5,7 @@ Rerunning the same command on the same output folder resumes from its last check
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -80,7 +81,6 @@ def train(
     inputs = None
     if restart_if_changed:
         from pix2pix.train.loop import inputs_digest
-
         from stages.code_deps import experiment_code, source_files
 
         code = source_files(experiment_code("stages.train", config.lab_colorization))
@@ -110,9 +110,18 @@ def run_training(
         mlflow_experiment,
         sample_freq,
         to_load=len(paths),
-        translator_model=True,
-        register=register,
+        log_model=lambda: log_generator_model(output_dir, register),
     )
+
+
+def log_generator_model(output_dir: Path, register: str | None) -> None:
+    """Log the run's generator (best.pt if validation wrote one) as the MLflow model of ``pix2pix.apps.mlflow_model``
+    in the active run, registered as a new version of ``register`` if given. Only `pix2pix train` names this, so the
+    cGAN's stage does not depend on the translator's code."""
+    from pix2pix.apps.mlflow_model import log_translator_model
+    from pix2pix.checkpoint import resolve
+
+    log_translator_model(resolve(output_dir), register)
 
 
 def run_tracked(
@@ -122,14 +131,12 @@ def run_tracked(
     mlflow_experiment: str | None = None,
     sample_freq: int = 0,
     to_load: int = 0,
-    translator_model: bool = False,
-    register: str | None = None,
+    log_model: Callable[[], None] | None = None,
 ) -> dict:
     """Run ``train_fn(callbacks, load_progress) -> summary``, a training loop that reports through
     ``pix2pix.train.loop.Callbacks``, with a progress bar (log lines when stderr is not a terminal),
     optional MLflow tracking (params, losses, sample grids, the summary's numeric ``metrics``,
-    generator.pt; for a ``translator_model``, a pix2pix run, also the MLflow model of
-    ``pix2pix.apps.mlflow_model``, registered as a new version of ``register`` if given) and exit code 128 + signum after a SIGTERM / SIGINT checkpoint. The MLflow run
+    generator.pt, and whatever ``log_model`` logs into the finished run: pix2pix's MLflow model) and exit code 128 + signum after a SIGTERM / SIGINT checkpoint. The MLflow run
     ends KILLED after a signal, FAILED (message in tag pix2pix.error) after any other error (a
     diverged training included), and is left alone when another training holds the run folder."""
     import signal
@@ -205,8 +212,7 @@ def run_tracked(
                 tracker.finish(
                     output_dir / "generator.pt",
                     metrics={k: v for k, v in summary.get("metrics", {}).items() if isinstance(v, float)},
-                    translator_run=output_dir if translator_model else None,
-                    register=register,
+                    log_model=log_model,
                 )
         except TrainingInterrupted as stop:
             if tracker:
