@@ -1,7 +1,7 @@
 """What Snakemake shows of the pipeline without running it: each job's shell command (`snakemake -n -p`)
 and the conda env that nodes without the repo's .venv run the jobs in.
 
-The report (`snakemake --report`) of a finished run: tests/integration/test_snakemake_views.py.
+The report (`snakemake --report`) of a finished run: tests/integration/test_snakemake_report_and_dry_run.py.
 """
 
 from __future__ import annotations
