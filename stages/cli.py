@@ -29,6 +29,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("export", ()),
     ("import_checkpoint", ()),  # the command is import-checkpoint; import_checkpoint works too (normalised)
     ("serve", ()),
+    ("promote", ()),
 ]
 
 # modules whose commands stay grouped under one subcommand: `pix2pix cgan train`

@@ -14,8 +14,10 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from pix2pix.errors import UserError
 from pix2pix.files import atomic_write_text
 
 MARKER = "mlflow.json"  # {"experiment": NAME}: this folder's training was tracked there
@@ -98,11 +100,26 @@ def run_tags(run_dir: Path) -> dict[str, str]:
     return tags
 
 
+def quoted(value: str) -> str:
+    """``value`` as a literal of an MLflow filter string, which has no escapes: in the quote it lacks."""
+    return f'"{value}"' if "'" in value else f"'{value}'"
+
+
+def check_registered_name(name: str) -> None:
+    """Refuse a registered model name the registry would refuse, before anything runs."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.validation import _validate_model_name
+
+    try:
+        _validate_model_name(name)
+    except MlflowException as exc:
+        raise UserError(f"--register: {exc.message}") from None
+    if "'" in name and '"' in name:
+        raise UserError(f"--register {name!r}: use ' or \", not both (MLflow's filters cannot quote it)")
+
+
 def latest_run(mlflow, experiment: str, tags: dict[str, str]):
     """The newest run of the experiment carrying all of ``tags``, or None."""
-    def quoted(value: str) -> str:  # MLflow's filter strings have no escapes: use the quote the value lacks
-        return f'"{value}"' if "'" in value else f"'{value}'"
-
     where = " and ".join(f"tags.`{key}` = {quoted(value)}" for key, value in tags.items())
     runs = mlflow.search_runs([experiment_id(mlflow, experiment)], where, order_by=["attributes.start_time DESC"], max_results=1, output_format="list")
     return runs[0] if runs else None
@@ -170,8 +187,16 @@ class TrainingTracker:
             self.mlflow.MlflowClient().log_batch(self.run_id(), metrics=self.pending[start : start + 1000])
         self.pending = []
 
-    def finish(self, generator_path: Path | None, status: str = "FINISHED", error: str | None = None, metrics: dict | None = None) -> None:
-        """End the run with ``status``; a FAILED one keeps the error message as tag pix2pix.error."""
+    def finish(
+        self,
+        generator_path: Path | None,
+        status: str = "FINISHED",
+        error: str | None = None,
+        metrics: dict | None = None,
+        log_model: Callable[[], None] | None = None,
+    ) -> None:
+        """End the run with ``status``; a FAILED one keeps the error message as tag pix2pix.error. ``log_model``
+        logs a model into the run before it ends."""
         self.flush()
         self.run_id()
         if metrics:
@@ -180,6 +205,8 @@ class TrainingTracker:
             self.mlflow.set_tag(ERROR_TAG, error[:5000])
         if generator_path is not None and generator_path.exists():
             self.mlflow.log_artifact(str(generator_path), artifact_path="model")
+        if log_model is not None:
+            log_model()
         self.mlflow.end_run(status=status)
 
 

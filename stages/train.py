@@ -5,6 +5,7 @@ Rerunning the same command on the same output folder resumes from its last check
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -13,7 +14,7 @@ from pydantic import Field, model_validator
 
 from pix2pix.options import Flags
 from pix2pix.train.config import TrainConfig
-from stages.common import stage_app, user_errors
+from stages.common import fail, stage_app, user_errors
 from stages.options import with_options
 from stages.params import ParamsFile, ParamsSection
 from stages.progress import training_bar
@@ -57,6 +58,7 @@ def train(
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Run folder: checkpoint.pt, generator.pt, losses.csv, options.json; locked while training (train.lock names the PID). An existing run here is resumed, with the same options but for the length (max_epochs, max_steps), the frequencies and the speed options: any other change, lr included, is refused.", rich_help_panel="Paths")],
     options: TrainOptions,
     mlflow_experiment: Annotated[Optional[str], typer.Option("--mlflow-experiment", help="Log params, losses, sample grids and the generator to this MLflow experiment \\[default: no tracking].", rich_help_panel="Tracking")] = None,
+    register: Annotated[Optional[str], typer.Option("--register", help="Register the logged MLflow model (the generator as a pyfunc; best.pt if validation wrote one) as a new version of this registered model; needs --mlflow-experiment. `pix2pix promote` gives the best run's version the alias champion \\[default: no registration].", rich_help_panel="Tracking")] = None,
     restart_if_changed: Annotated[bool, typer.Option("--restart-if-changed", help="Resume the run folder's checkpoint only if it was made from the same options, training and validation images and code (the files DVC lists as the stage's code deps); otherwise delete it and start afresh (what `dvc repro` needs: it keeps checkpoint.pt between runs).", rich_help_panel="Checkpoints")] = False,
     params_file: ParamsFile = None,
     section: ParamsSection = None,
@@ -67,18 +69,23 @@ def train(
     """
     from pix2pix.data.images import list_images
 
+    if register is not None:
+        from stages.tracking import check_registered_name
+
+        if mlflow_experiment is None:
+            raise fail("--register needs --mlflow-experiment: the registered version is the tracked run's model")
+        check_registered_name(register)
     paths = list_images(input_dir)
     val_paths = list_images(options.val_dir) if options.val_dir else []
     config = options.training()
     inputs = None
     if restart_if_changed:
         from pix2pix.train.loop import inputs_digest
-
         from stages.code_deps import experiment_code, source_files
 
         code = source_files(experiment_code("stages.train", config.lab_colorization))
         inputs = inputs_digest(config, paths, code, val_paths)
-    run_training(config, paths, output_dir, mlflow_experiment, options.sample_freq, options.cache_dir, inputs, val_paths)
+    run_training(config, paths, output_dir, mlflow_experiment, options.sample_freq, options.cache_dir, inputs, val_paths, register)
 
 
 def run_training(
@@ -90,8 +97,10 @@ def run_training(
     cache_dir: Path | None = None,
     inputs: str | None = None,
     val_paths: list[Path] | None = None,
+    register: str | None = None,
 ) -> dict:
-    """Train pix2pix with a progress bar and optional MLflow tracking."""
+    """Train pix2pix with a progress bar and optional MLflow tracking: the generator is logged as an MLflow model,
+    registered as a new version of ``register`` if given."""
     from pix2pix.train.pix2pix_model import train as train_model
 
     return run_tracked(
@@ -101,14 +110,33 @@ def run_training(
         mlflow_experiment,
         sample_freq,
         to_load=len(paths),
+        log_model=lambda: log_generator_model(output_dir, register),
     )
 
 
-def run_tracked(train_fn, output_dir: Path, params: dict, mlflow_experiment: str | None = None, sample_freq: int = 0, to_load: int = 0) -> dict:
+def log_generator_model(output_dir: Path, register: str | None) -> None:
+    """Log the run's generator (best.pt if validation wrote one) as the MLflow model of ``pix2pix.apps.mlflow_model``
+    in the active run, registered as a new version of ``register`` if given. Only `pix2pix train` names this, so the
+    cGAN's stage does not depend on the translator's code."""
+    from pix2pix.apps.mlflow_model import log_translator_model
+    from pix2pix.checkpoint import resolve
+
+    log_translator_model(resolve(output_dir), register)
+
+
+def run_tracked(
+    train_fn,
+    output_dir: Path,
+    params: dict,
+    mlflow_experiment: str | None = None,
+    sample_freq: int = 0,
+    to_load: int = 0,
+    log_model: Callable[[], None] | None = None,
+) -> dict:
     """Run ``train_fn(callbacks, load_progress) -> summary``, a training loop that reports through
     ``pix2pix.train.loop.Callbacks``, with a progress bar (log lines when stderr is not a terminal),
     optional MLflow tracking (params, losses, sample grids, the summary's numeric ``metrics``,
-    generator.pt) and exit code 128 + signum after a SIGTERM / SIGINT checkpoint. The MLflow run
+    generator.pt, and whatever ``log_model`` logs into the finished run: pix2pix's MLflow model) and exit code 128 + signum after a SIGTERM / SIGINT checkpoint. The MLflow run
     ends KILLED after a signal, FAILED (message in tag pix2pix.error) after any other error (a
     diverged training included), and is left alone when another training holds the run folder."""
     import signal
@@ -181,7 +209,11 @@ def run_tracked(train_fn, output_dir: Path, params: dict, mlflow_experiment: str
         try:
             summary = train_fn(callbacks, lambda n: bar.advance(loading, n))
             if tracker and not summary.get("already_complete"):
-                tracker.finish(output_dir / "generator.pt", metrics={k: v for k, v in summary.get("metrics", {}).items() if isinstance(v, float)})
+                tracker.finish(
+                    output_dir / "generator.pt",
+                    metrics={k: v for k, v in summary.get("metrics", {}).items() if isinstance(v, float)},
+                    log_model=log_model,
+                )
         except TrainingInterrupted as stop:
             if tracker:
                 tracker.finish(None, status="KILLED")

@@ -40,6 +40,12 @@ from typing import Any
 BIN = Path(sys.executable).parent  # the venv's pix2pix, torchrun and dvc, on PATH for every command
 RESUME_DIR = Path(".snakemake") / "resume"  # one stamp per resumable job under way: what it is computing
 STALE_DIR = Path(".snakemake") / "dvc"  # one stamp per stage, an input of its rule: see Graph.mark
+# What `snakemake --report` shows of a report stage's folder (by the stage's name before ``@``): files of
+# the folder, each pattern's {view} naming what it is for the caption, workflow/report/NAME.rst.
+REPORT_VIEWS = {
+    "report": ["{view,losses|validation}.png", "{view,metrics}.csv", "images/{image}-{view,outputs}.png"],
+    "report_cgan": ["{view,grid|losses}.png", "{view,metrics}.json"],
+}
 
 
 @dataclass(frozen=True)
@@ -102,32 +108,47 @@ class Graph:
         return [*(deps if rerun else map(ancient, deps)), str(STALE_DIR / stage.name)]
 
     def outputs(self, stage: Stage) -> list[str]:
-        from snakemake.io import directory
+        """What the rule declares: the tracked outs, those of a report stage marked for `snakemake --report`."""
+        from snakemake.io import directory, report
 
-        return [path if Path(path).suffix else directory(path) for path in stage.tracked()]
+        kind, _, experiment = stage.name.partition("@")
+        outputs = [path if Path(path).suffix else directory(path) for path in stage.tracked()]
+        if kind in REPORT_VIEWS:
+            caption = f"workflow/report/{kind}.rst"
+            return [report(out, caption=caption, category=experiment, subcategory="{view}", patterns=REPORT_VIEWS[kind]) for out in outputs]
+        return outputs
 
     def params(self, stage: Stage, config: Mapping) -> dict[str, Any]:
         """The params.yaml values the stage lists: part of what a retry must match to resume (_fingerprint)."""
         return {key: _lookup(config, key) for key in stage.params}
 
-    def run(self, name: str, params, threads: int, resources, log: str) -> None:
-        """Run a rule's command (``params.cmd``) with the venv first on PATH, its output to the log.
+    def command(self, name: str, wildcards, threads: int, resources, venv: bool = True) -> str:
+        """The rule's shell command: the stage's own, its output to the log, as `snakemake -n -p` prints it.
+        A params function of the rule, so Snakemake passes the job's wildcards (none), threads and resources.
 
-        The rule's CPUs set the thread count; a ``torchrun`` stage with several GPUs starts one
-        process per GPU; a resumable stage keeps or empties its run folder first.
+        ``venv``: the venv's bin first on PATH (not when Snakemake runs the job in its conda env). The
+        rule's CPUs set the thread count; a ``torchrun`` stage with several GPUs starts one process per
+        GPU; a resumable stage keeps or empties its run folder first (`python -m workflow.job`) and
+        drops its resume stamp once it succeeds.
         """
-        from snakemake.shell import shell
-
         stage = self.stages[name]
-        command = params.cmd
+        command = stage.cmd
         processes = int(resources.get("gpu", 1))
         if stage.hints.get("torchrun") and processes > 1:
             command = f"torchrun --standalone --nproc_per_node {processes} --no-python {command}"
-        stamp = _resume_or_restart(stage, _fingerprint(params, stage.deps)) if stage.resumable else None
-        threads = max(threads, int(resources.get("cpus_per_task", 0)))
-        shell("export PATH={path}:\"$PATH\"; {command} > {log} 2>&1", path=shlex.quote(str(BIN)), command=command, log=shlex.quote(log), threads=threads)
-        if stamp:
-            stamp.unlink()
+        command = f"{command} > {shlex.quote(stage.log)} 2>&1"
+        if stage.resumable:
+            command = f"python -m workflow.job resume {shlex.quote(name)} && {command} && rm {shlex.quote(str(RESUME_DIR / name))}"
+        exports = [f'PATH={shlex.quote(str(BIN))}:"$PATH"'] if venv else []
+        cpus = int(resources.get("cpus_per_task", 0))
+        if cpus > threads:  # Snakemake sets OMP_NUM_THREADS to the rule's threads, 1 unless a job asks for more
+            exports.append(f"OMP_NUM_THREADS={cpus}")
+        return f"export {' '.join(exports)}; {command}" if exports else command
+
+    def resume(self, name: str, config: Mapping) -> None:
+        """Before a resumable stage runs: keep its run folder for a retry of the same work, else empty it."""
+        stage = self.stages[name]
+        _resume_or_restart(stage, _fingerprint({"cmd": stage.cmd, **self.params(stage, config)}, stage.deps))
 
     def downstream(self, names: Iterable[str]) -> set[str]:
         """The stages named and every stage that depends on one of them, directly or not."""

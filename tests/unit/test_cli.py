@@ -96,6 +96,6 @@ def test_a_params_section_holds_exactly_the_model_options_of_its_command(leaf, p
     options = {param.name for param in command.params}
     fields = set(model(leaf).model_fields)
     assert fields <= options
-    assert options - fields <= {"input_dir", "output_dir", "train_dir", "a_dir", "b_dir", "name", "checkpoint", "which", "mlflow_experiment", "restart_if_changed", "params_file", "section"}
+    assert options - fields <= {"input_dir", "output_dir", "train_dir", "a_dir", "b_dir", "name", "checkpoint", "which", "mlflow_experiment", "register", "restart_if_changed", "params_file", "section"}
     schema = workflow_module("schema").section_schema(leaf)
     assert set(schema["properties"]) == fields and schema["additionalProperties"] is False
