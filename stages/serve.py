@@ -38,7 +38,7 @@ class ServeOptions(BaseModel):
     ))] = DEFAULT_MAX_PIXELS
     max_side: Annotated[int, Flags("Server"), Field(ge=1, description="Larger images are translated in overlapping tiles of this size, one at a time.")] = 1024
     max_queued: Annotated[int, Flags("Server"), Field(ge=1, description="Uploads held at once (one translating, the others decoded and waiting); more are answered 503 with Retry-After.")] = 8
-    palette: Annotated[Literal["none", "facades"], Flags("Page"), Field(description=(
+    palette: Annotated[Literal["none", "facades"], Flags("Server"), Field(description=(
         "facades: the model's input is a CMP facade label map (the facades experiment, labels -> photo): the page draws with "
         "the 12 classes' colours (background first) at the training crop's size. The checkpoint does not record what its "
         "inputs are, so this is said here; none: free drawing with any colour."
