@@ -385,7 +385,7 @@ def test_facades_palette_in_headless_chromium(browser):
         browser.evaluate("const brush = document.getElementById('brush'); brush.value = 4; brush.dispatchEvent(new Event('input'))")
         canvas = box(browser, "canvas")
         scale = canvas["width"] / 32
-        at = lambda x, y: (canvas["left"] + (x + 0.5) * scale, canvas["top"] + (y + 0.5) * scale)  # noqa: E731
+        at = lambda x, y: (canvas["left"] + (x + 0.5) * scale, canvas["top"] + (y + 0.5) * scale)
         mouse(browser, "mousePressed", *at(6, 10))
         for x in (12, 18, 24):
             mouse(browser, "mouseMoved", *at(x, 10))
@@ -440,7 +440,7 @@ def test_scaled_images_download_and_before_after_slider_in_headless_chromium(bro
             assert saved.read_bytes() == response.read()  # the PNG the server answered
 
         assert browser.evaluate("document.getElementById('compare-panel').hidden") is False
-        value = lambda: int(browser.evaluate("document.getElementById('compare-handle').getAttribute('aria-valuenow')"))  # noqa: E731
+        value = lambda: int(browser.evaluate("document.getElementById('compare-handle').getAttribute('aria-valuenow')"))
         assert value() == 16  # half of 32 columns
         browser.evaluate("document.getElementById('compare-handle').focus()")
         for key, expected in (("ArrowRight", 17), ("ArrowLeft", 16), ("ArrowLeft", 15), ("End", 32), ("Home", 0), ("PageUp", 3)):
