@@ -7,7 +7,7 @@ Everything runs on this machine: the page has no external resources and the serv
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from pydantic import BaseModel, ConfigDict, Field
@@ -38,6 +38,11 @@ class ServeOptions(BaseModel):
     ))] = DEFAULT_MAX_PIXELS
     max_side: Annotated[int, Flags("Server"), Field(ge=1, description="Larger images are translated in overlapping tiles of this size, one at a time.")] = 1024
     max_queued: Annotated[int, Flags("Server"), Field(ge=1, description="Uploads held at once (one translating, the others decoded and waiting); more are answered 503 with Retry-After.")] = 8
+    palette: Annotated[Literal["none", "facades"], Flags("Server"), Field(description=(
+        "facades: the model's input is a CMP facade label map (the facades experiment, labels -> photo): the page draws with "
+        "the 12 classes' colours (background first) at the training crop's size. The checkpoint does not record what its "
+        "inputs are, so this is said here; none: free drawing with any colour."
+    ))] = "none"
     eval_mode: EvalMode = "train"
     device: DeviceName = "auto"
 
@@ -65,7 +70,8 @@ def serve(
     host, port, max_side = options.host, options.port, options.max_side
     # One tile at a time (batch_size=1): a translation's memory is then bounded by --max-pixels and one --max-side tile.
     translator = Translator.from_checkpoint(resolve(checkpoint, which), select_device(options.device), options.eval_mode, max_side=max_side, overlap=min(64, max_side // 2), batch_size=1)
-    model = DemoModel(translator, Limits(options.max_bytes, options.max_pixels), options.max_queued)
+    palette = None if options.palette == "none" else options.palette
+    model = DemoModel(translator, Limits(options.max_bytes, options.max_pixels), options.max_queued, palette)
     server = make_server(model, host, port)
     warn_if_exposed(host)
     bound_host, bound_port = server.server_address[:2]

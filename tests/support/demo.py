@@ -13,14 +13,43 @@ import threading
 import urllib.request
 from pathlib import Path
 
+import torch
+from torch import nn
+
 from pix2pix.apps.serve import DemoModel, Limits, make_server
 from pix2pix.infer.translate import Translator
 
 
+class Colourless(nn.Module):
+    """A colorization generator without hints that predicts no colour: its output is the grey it sees."""
+
+    depth = 0
+
+    def __init__(self):
+        super().__init__()
+        self.unused = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.new_zeros((x.shape[0], 2, *x.shape[2:]))
+
+
+class Inverts(nn.Module):
+    """An RGB generator whose output is its input's negative: what comes back shows what went in, pixel for pixel."""
+
+    depth = 0
+
+    def __init__(self):
+        super().__init__()
+        self.unused = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return -x
+
+
 @contextlib.contextmanager
-def serving(translator: Translator, limits: Limits):
+def serving(translator: Translator, limits: Limits, palette: str | None = None):
     """The demo server in this process on a free 127.0.0.1 port; yields its URL."""
-    server = make_server(DemoModel(translator, limits, max_queued=2), port=0)
+    server = make_server(DemoModel(translator, limits, max_queued=2, palette=palette), port=0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/"

@@ -13,30 +13,15 @@ import urllib.request
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
-from torch import nn
 
 from pix2pix.apps.serve import Limits
 from pix2pix.infer.translate import Translator
 from pix2pix.task import Task
-from tests.support.demo import page_config, serving
+from tests.support.demo import Colourless, page_config, serving
 from tests.support.hints import HINTED, ShowsHints
 
 LIMITS = Limits(max_hints=3, max_hint_size=8)
-
-
-class Grey(nn.Module):
-    """A colorization generator without hints that predicts no colour."""
-
-    depth = 0
-
-    def __init__(self):
-        super().__init__()
-        self.unused = nn.Parameter(torch.zeros(()))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.new_zeros((x.shape[0], 2, *x.shape[2:]))
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +33,7 @@ def hint_server():
 
 @pytest.fixture(scope="module")
 def plain_server():
-    with serving(Translator(Grey(), Task("AtoB", lab_colorization=True), color_side=32), LIMITS) as url:
+    with serving(Translator(Colourless(), Task("AtoB", lab_colorization=True), color_side=32), LIMITS) as url:
         yield url
 
 
