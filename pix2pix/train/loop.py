@@ -87,7 +87,6 @@ class Callbacks:
     on_plan: Callable[[RunPlan], None] | None = None  # after the model is built, before on_start
     on_start: Callable[[int, int], None] | None = None  # (start step, total steps)
     on_step: Callable[[StepReport], None] | None = None
-    on_log: Callable[[dict], None] | None = None  # a losses.csv row
     on_sample: Callable[[int, np.ndarray], None] | None = None  # (step, a sample grid)
     on_validation: Callable[[int, dict[str, float], bool], None] | None = None  # (step, scores, whether best so far)
     sample_freq: int = 0
@@ -312,8 +311,6 @@ def fit(
                         row = {"step": step, "epoch": epoch + 1, **{k: v / window_steps for k, v in window.items()}, "lr": model.lr}
                         if group.main:
                             _append_row(losses_path, row, columns)
-                        if callbacks.on_log:
-                            callbacks.on_log(row)
                         window, window_steps = dict.fromkeys(model.loss_names, 0.0), 0
                     if callbacks.on_step:
                         callbacks.on_step(StepReport(step, epoch + 1, total_steps, values, model.lr, images_per_second))
