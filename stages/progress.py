@@ -129,7 +129,7 @@ class Meter:
         else:
             count = f"{self.done}/{total if total is not None else '?'}"
             speed = f"{rate:.1f} {self.unit}/s" if rate and rate >= 1 else f"{rate:.2g} {self.unit}/s" if rate else f"- {self.unit}/s"
-        eta = timedelta(seconds=round((total - self.done) / rate)) if rate and total is not None else "-:--:--"
+        eta = timedelta(seconds=round(max(total - self.done, 0) / rate)) if rate and total is not None else "-:--:--"
         return f"{count} {speed} eta {eta}"
 
     def bar_line(self) -> Table:
