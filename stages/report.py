@@ -66,7 +66,10 @@ def report(
         return
     if eval_dir is None or output_dir is None:
         raise fail("--eval-dir and --output-dir are required (or --index with --experiment)")
-    build_report(name or eval_dir.resolve().name, eval_dir, run_dir, output_dir)
+    from stages.progress import progress_bar
+
+    with progress_bar(f"report {output_dir}") as update:
+        build_report(name or eval_dir.resolve().name, eval_dir, run_dir, output_dir, update)
     typer.echo(f"report -> {output_dir / 'index.html'}")
 
 

@@ -64,10 +64,13 @@ def split(
     """
     from pix2pix.prep.split import split_folder
 
-    result = split_folder(
-        input_dir, output_dir, train_frac=options.train_frac, val_frac=options.val_frac, test_frac=options.test_frac,
-        seed=options.seed, group_by=options.group_by, link=options.link,
-    )  # fmt: skip
+    from .progress import progress_bar
+
+    with progress_bar(str(output_dir)) as update:
+        result = split_folder(
+            input_dir, output_dir, train_frac=options.train_frac, val_frac=options.val_frac, test_frac=options.test_frac,
+            seed=options.seed, group_by=options.group_by, link=options.link, progress=update,
+        )  # fmt: skip
     counts = ", ".join(f"{name} {count}" for name, count in result.counts.items())
     how = "linked" if result.linked else "copied"
     groups = f" in {result.groups} groups" if options.group_by and not result.kept else ""

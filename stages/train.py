@@ -17,7 +17,7 @@ from pix2pix.train.config import TrainConfig
 from stages.common import fail, stage_app, user_errors
 from stages.options import with_options
 from stages.params import ParamsFile, ParamsSection
-from stages.progress import training_bar
+from stages.progress import progress_meter
 
 app = stage_app(__doc__)
 
@@ -139,13 +139,11 @@ def run_tracked(
     generator.pt, and whatever ``log_model`` logs into the finished run: pix2pix's MLflow model) and exit code 128 + signum after a SIGTERM / SIGINT checkpoint. The MLflow run
     ends KILLED after a signal, FAILED (message in tag pix2pix.error) after any other error (a
     diverged training included), and is left alone when another training holds the run folder."""
+    import contextlib
     import signal
-    import sys
-
-    from rich.progress import TextColumn
 
     from pix2pix.train.distributed import from_environment
-    from pix2pix.train.loop import Callbacks, RunFolderBusy, TrainingInterrupted
+    from pix2pix.train.loop import Callbacks, RunFolderBusy, RunPlan, TrainingInterrupted
 
     if not from_environment().main:  # another torchrun process: rank 0 shows progress and talks to MLflow
         try:
@@ -153,39 +151,36 @@ def run_tracked(
         except TrainingInterrupted as stop:
             raise typer.Exit(128 + stop.signum) from None
 
-    bar = training_bar(TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[losses]}"))
-    console = bar.console
-    with bar:
-        loading = bar.add_task("loading images", total=to_load, rate="", losses="")
-        training = bar.add_task("training", total=None, start=False, rate="", losses="")
+    with contextlib.ExitStack() as meters:
+        loading = meters.enter_context(progress_meter("loading images", to_load))
+        training = loading  # notes before the training starts (an interruption) go through the loading meter
+
+        def on_resume(step: int, total: int) -> None:
+            loading.note(f"{output_dir}: resuming from step {step} of {total}")
+
+        def on_plan(plan: RunPlan) -> None:
+            networks = ", ".join(f"{name} {count:,}" for name, count in plan.parameters.items())
+            processes = f" x {plan.processes} processes" if plan.processes > 1 else ""
+            loading.close()
+            loading.note(
+                f"{output_dir}: {plan.images} images, {plan.total_steps} steps ({plan.steps_per_epoch} per epoch); "
+                f"parameters {networks}; device {plan.device}{processes}"
+            )
 
         def on_start(step: int, total: int) -> None:
-            if step:
-                console.print(f"{output_dir}: resuming from step {step} of {total}")
-            bar.update(loading, visible=False)
-            bar.start_task(training)
-            bar.update(training, total=total, completed=step)
+            nonlocal training
+            training = meters.enter_context(progress_meter("training", total, unit="steps", start=step))
 
         def on_step(report) -> None:
             losses = "  ".join(f"{k} {v:.3f}" for k, v in report.losses.items())
-            bar.update(
-                training,
-                completed=report.step,
-                description=f"epoch {report.epoch}",
-                rate=f"{report.images_per_second:.1f} img/s",
-                losses=losses,
-            )
-
-        def on_log(row: dict) -> None:
-            if not console.is_terminal:
-                losses = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("step", "epoch", "lr"))
-                print(f"epoch {row['epoch']}  step {row['step']}  {losses}  lr {row['lr']:.3g}", file=sys.stderr, flush=True)
+            speed = f"{report.images_per_second:.1f} img/s  " if report.images_per_second else ""  # measured after half a second
+            training.update(report.step, description=f"epoch {report.epoch}", details=speed + losses)
 
         def on_validation(step: int, scores: dict, best: bool) -> None:
             values = "  ".join(f"{k} {v:.4f}" for k, v in scores.items())
-            console.print(f"step {step}  validation  {values}{'  (best so far: best.pt)' if best else ''}")
+            training.note(f"step {step}  validation  {values}{'  (best so far: best.pt)' if best else ''}")
 
-        callbacks = Callbacks(on_start=on_start, on_step=on_step, on_log=on_log, on_validation=on_validation)
+        callbacks = Callbacks(on_resume=on_resume, on_plan=on_plan, on_start=on_start, on_step=on_step, on_validation=on_validation)
         tracker = None
         if mlflow_experiment:
             from stages.tracking import TrainingTracker
@@ -207,7 +202,7 @@ def run_tracked(
             callbacks.on_start, callbacks.on_step, callbacks.on_validation = on_start_tracked, on_step_tracked, on_validation_tracked
             callbacks.on_sample, callbacks.sample_freq = tracker.on_sample, sample_freq
         try:
-            summary = train_fn(callbacks, lambda n: bar.advance(loading, n))
+            summary = train_fn(callbacks, loading.advance)
             if tracker and not summary.get("already_complete"):
                 tracker.finish(
                     output_dir / "generator.pt",
@@ -218,7 +213,7 @@ def run_tracked(
             if tracker:
                 tracker.finish(None, status="KILLED")
             name = signal.Signals(stop.signum).name
-            console.print(f"{name}: stopped at step {stop.step}; checkpoint saved in {output_dir}. Rerun to resume.")
+            training.note(f"{name}: stopped at step {stop.step}; checkpoint saved in {output_dir}. Rerun to resume.")
             raise typer.Exit(128 + stop.signum) from None
         except RunFolderBusy:  # the folder's MLflow run belongs to the training holding it
             raise
@@ -231,16 +226,16 @@ def run_tracked(
                 tracker.finish(None, status="FAILED", error=str(error) or type(error).__name__)
             raise
     if summary.get("restarted"):
-        console.print(f"{output_dir}: its checkpoint was made from other options, images or code; trained afresh.")
+        typer.echo(f"{output_dir}: its checkpoint was made from other options, images or code; trained afresh.", err=True)
     if summary.get("stopped_early"):
-        console.print(f"{output_dir}: stopped early at step {summary['steps']}: {summary['stopped_early']} validations in a row without a better score")
+        typer.echo(f"{output_dir}: stopped early at step {summary['steps']}: {summary['stopped_early']} validations in a row without a better score", err=True)
     if "best" in summary:
         best = summary["best"]
-        console.print(f"{output_dir}: best.pt is the generator of step {best['step']} ({'  '.join(f'{k} {v:.4f}' for k, v in best.items() if k != 'step')})")
+        typer.echo(f"{output_dir}: best.pt is the generator of step {best['step']} ({'  '.join(f'{k} {v:.4f}' for k, v in best.items() if k != 'step')})", err=True)
     if summary.get("already_complete"):
-        console.print(f"{output_dir}: training already complete ({summary['steps']} steps); nothing to do.")
+        typer.echo(f"{output_dir}: training already complete ({summary['steps']} steps); nothing to do.", err=True)
     else:
-        console.print(f"trained {summary['steps']} steps over {summary['images']} images -> {output_dir}")
+        typer.echo(f"trained {summary['steps']} steps over {summary['images']} images -> {output_dir}", err=True)
     return summary
 
 

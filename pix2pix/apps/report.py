@@ -19,7 +19,7 @@ import math
 import os
 import shutil
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -276,11 +276,14 @@ def metric_summary(table: MetricsTable, means: dict) -> list[dict]:
     return summary
 
 
-def build_report(experiment_name: str, eval_dir: Path, run_dir: Path | None, output_dir: Path) -> None:
+def build_report(
+    experiment_name: str, eval_dir: Path, run_dir: Path | None, output_dir: Path, progress: Callable[[int, int], None] | None = None
+) -> None:
     """Write ``output_dir/index.html`` (plus images/, losses.png, a hint model's hint_curve.png, metrics.csv/json) for one experiment.
 
     The folder is replaced as a whole when everything is written. ``run_dir`` may be None (no
     training run at hand) or lack losses.csv (the page then says why there are no loss curves).
+    ``progress(done, total)`` after each image's files are linked in.
     """
     eval_dir, output_dir = Path(eval_dir), Path(output_dir)
     run_dir = Path(run_dir) if run_dir is not None else None
@@ -295,12 +298,15 @@ def build_report(experiment_name: str, eval_dir: Path, run_dir: Path | None, out
     options = read_json(run_dir / "options.json") if run_dir and (run_dir / "options.json").exists() else {}
     with atomic_directory(output_dir) as staging:
         (staging / "images").mkdir()
-        for name in dict.fromkeys(name for name, _ in table.rows):
+        names = list(dict.fromkeys(name for name, _ in table.rows))
+        for done, name in enumerate(names, 1):
             for kind in IMAGE_KINDS:
                 source = eval_dir / "images" / f"{name}-{kind}.png"
                 if not source.is_file():
                     raise UserError(f"{source}: image listed in metrics.csv is missing")
                 link_or_copy(source, staging / "images" / source.name)
+            if progress:
+                progress(done, len(names))
         for metrics_file in ("metrics.csv", "metrics.json"):
             shutil.copy2(eval_dir / metrics_file, staging / metrics_file)
         losses = run_dir / "losses.csv" if run_dir else None

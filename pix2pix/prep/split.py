@@ -13,6 +13,7 @@ import math
 import os
 import re
 import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,43 +101,51 @@ def split_folder(
     seed: int = 0,
     group_by: str | None = None,
     link: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SplitResult:
     """Write ``output_dir/{train,val,test}/`` (the splits with a non-zero fraction) atomically.
 
     An input that comes split (a ``train`` folder, like the pix2pix datasets' archives) keeps its
-    own train/val/test: the fractions, seed and groups do not apply.
+    own train/val/test: the fractions, seed and groups do not apply. ``progress(done, total)``
+    after each file placed.
     """
     fractions = split_fractions(train_frac, val_frac, test_frac)
     check_output_separate(Path(output_dir), [Path(input_dir)])
     if (Path(input_dir) / "train").is_dir():
-        return _keep_splits(Path(input_dir), Path(output_dir), link)
+        return _keep_splits(Path(input_dir), Path(output_dir), link, progress)
     files = list_images(input_dir)
     groups = group_names([path.name for path in files], group_by)
     assignment = assign_splits(groups, fractions, seed)
     counts = {name: 0 for name in SPLITS if fractions[name] > 0}
-    linked = link
+    placements = [(path, assignment[path.name]) for path in files]
+    for _, split in placements:
+        counts[split] += 1
     with atomic_directory(Path(output_dir)) as staging:
-        for name in counts:
-            (staging / name).mkdir()
-        for path in files:
-            split = assignment[path.name]
-            linked = _place(path, staging / split / path.name, linked)
-            counts[split] += 1
+        linked = _place_all(placements, staging, list(counts), link, progress)
     return SplitResult(counts=counts, groups=len(groups), linked=linked)
 
 
-def _keep_splits(input_dir: Path, output_dir: Path, link: bool) -> SplitResult:
+def _keep_splits(input_dir: Path, output_dir: Path, link: bool, progress: Callable[[int, int], None] | None) -> SplitResult:
     folders = {name: input_dir / name for name in SPLITS if (input_dir / name).is_dir()}
     files = {name: list_images(folder) for name, folder in folders.items()}  # an empty one is an error, as in the shuffle
-    counts = {name: 0 for name in SPLITS}
-    linked = link
+    counts = {name: len(files.get(name, ())) for name in SPLITS}
     with atomic_directory(output_dir) as staging:
-        for name, paths in files.items():
-            (staging / name).mkdir()
-            for path in paths:
-                linked = _place(path, staging / name / path.name, linked)
-            counts[name] = len(paths)
+        linked = _place_all([(path, name) for name, paths in files.items() for path in paths], staging, list(files), link, progress)
     return SplitResult(counts=counts, groups=sum(counts.values()), linked=linked, kept=True)
+
+
+def _place_all(
+    placements: Sequence[tuple[Path, str]], staging: Path, splits: Sequence[str], link: bool, progress: Callable[[int, int], None] | None
+) -> bool:
+    """Make the ``splits`` folders in ``staging`` and place each (file, split) in its own; whether every file was linked."""
+    for name in splits:
+        (staging / name).mkdir()
+    linked = link
+    for done, (path, split) in enumerate(placements, 1):
+        linked = _place(path, staging / split / path.name, linked)
+        if progress:
+            progress(done, len(placements))
+    return linked
 
 
 def _place(source: Path, target: Path, link: bool) -> bool:

@@ -68,12 +68,25 @@ class StepReport:
 
 
 @dataclass
+class RunPlan:
+    """What a callback sees once the model is built: the data, the steps, the networks' sizes, where they run."""
+
+    images: int
+    total_steps: int
+    steps_per_epoch: int
+    parameters: dict[str, int]  # per network: G, D
+    device: str
+    processes: int
+
+
+@dataclass
 class Callbacks:
     """Hooks for progress bars and experiment trackers; all optional."""
 
+    on_resume: Callable[[int, int], None] | None = None  # (checkpoint step, total steps), before the data is loaded
+    on_plan: Callable[[RunPlan], None] | None = None  # after the model is built, before on_start
     on_start: Callable[[int, int], None] | None = None  # (start step, total steps)
     on_step: Callable[[StepReport], None] | None = None
-    on_log: Callable[[dict], None] | None = None  # a losses.csv row
     on_sample: Callable[[int, np.ndarray], None] | None = None  # (step, a sample grid)
     on_validation: Callable[[int, dict[str, float], bool], None] | None = None  # (step, scores, whether best so far)
     sample_freq: int = 0
@@ -103,6 +116,8 @@ class Trainable(Protocol):
 
     loss_names: Sequence[str]  # the keys of ``train_step``'s losses: losses.csv's columns
     generator: nn.Module  # saved alone as generator.pt when training ends
+    discriminator: nn.Module
+    device: torch.device
 
     @property
     def lr(self) -> float: ...
@@ -185,6 +200,8 @@ def fit(
                 return {**summary, "steps": saved["step"], "epochs": saved["epoch"], "already_complete": True}
             if saved.get("world_size", 1) != group.world_size:  # the shards, and so the epochs, would differ
                 raise UserError(f"{checkpoint_path}: this run was started with {saved.get('world_size', 1)} processes; resume it with as many")
+            if callbacks.on_resume:
+                callbacks.on_resume(saved["step"], total_steps)
 
         torch.manual_seed(config.seed)
         model = build()
@@ -265,6 +282,9 @@ def fit(
 
         if group.main:
             atomic_write_text(output_dir / "options.json", config.model_dump_json(indent=2) + "\n")
+        if callbacks.on_plan:
+            parameters = {name: sum(p.numel() for p in network.parameters()) for name, network in (("G", model.generator), ("D", model.discriminator))}
+            callbacks.on_plan(RunPlan(items, total_steps, steps_per_epoch, parameters, str(model.device), group.world_size))
         if callbacks.on_start:
             callbacks.on_start(step, total_steps)
 
@@ -291,8 +311,6 @@ def fit(
                         row = {"step": step, "epoch": epoch + 1, **{k: v / window_steps for k, v in window.items()}, "lr": model.lr}
                         if group.main:
                             _append_row(losses_path, row, columns)
-                        if callbacks.on_log:
-                            callbacks.on_log(row)
                         window, window_steps = dict.fromkeys(model.loss_names, 0.0), 0
                     if callbacks.on_step:
                         callbacks.on_step(StepReport(step, epoch + 1, total_steps, values, model.lr, images_per_second))
