@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from pydantic import BaseModel, ConfigDict, Field
 
-from pix2pix.options import Flags
 from pix2pix.errors import UserError
+from pix2pix.options import Flags
 from stages.common import stage_app, user_errors
 from stages.options import with_options
 
@@ -51,7 +51,7 @@ def compare(
     output: Annotated[Path, typer.Option("--output", "-o", help="The page, e.g. reports/compare.html; its images go to the folder beside it named after it (reports/compare_files, replaced as a whole).", rich_help_panel="Paths")],
     options: CompareOptions,
     runs: Annotated[list[str], typer.Option("--run", "-r", metavar="[NAME=]RESULTS_DIR", help="A results folder written by `pix2pix evaluate`, repeated: one column each (NAME defaults to the folder's name).", rich_help_panel="Paths")],
-    samples: Annotated[Optional[list[str]], typer.Option("--samples", metavar="NAME=RUN_DIR", help="The training run folder of the run NAME, whose samples/step_*.png (written by `pix2pix train`) the step slider replays \\[default: no training samples].", rich_help_panel="Paths")] = None,
+    samples: Annotated[list[str] | None, typer.Option("--samples", metavar="NAME=RUN_DIR", help="The training run folder of the run NAME, whose samples/step_*.png (written by `pix2pix train`) the step slider replays \\[default: no training samples].", rich_help_panel="Paths")] = None,
 ) -> None:
     """Write one HTML page comparing runs as images: the same validation inputs in rows, a column per run (its metrics above it), then the target and the input baseline.
 
