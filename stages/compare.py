@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -50,7 +51,8 @@ def named_folders(specs: list[str], option: str) -> dict[str, Path]:
 def compare(
     output: Annotated[Path, typer.Option("--output", "-o", help="The page, e.g. reports/compare.html; its images go to the folder beside it named after it (reports/compare_files, replaced as a whole).", rich_help_panel="Paths")],
     options: CompareOptions,
-    runs: Annotated[list[str], typer.Option("--run", "-r", metavar="[NAME=]RESULTS_DIR", help="A results folder written by `pix2pix evaluate`, repeated: one column each (NAME defaults to the folder's name).", rich_help_panel="Paths")],
+    runs: Annotated[list[str] | None, typer.Option("--run", "-r", metavar="[NAME=]RESULTS_DIR", help="A results folder written by `pix2pix evaluate`, repeated: one column each (NAME defaults to the folder's name).", rich_help_panel="Paths")] = None,
+    mlflow_runs: Annotated[list[str] | None, typer.Option("--mlflow-run", metavar="RUN_ID", help="An MLflow run whose evaluation `pix2pix evaluate` logged (its images and metrics), repeated: a column each, named after the run; the store is the repository's, or MLFLOW_TRACKING_URI.", rich_help_panel="Paths")] = None,
     samples: Annotated[list[str] | None, typer.Option("--samples", metavar="NAME=RUN_DIR", help="The training run folder of the run NAME, whose samples/step_*.png (written by `pix2pix train`) the step slider replays \\[default: no training samples].", rich_help_panel="Paths")] = None,
 ) -> None:
     """Write one HTML page comparing runs as images: the same validation inputs in rows, a column per run (its metrics above it), then the target and the input baseline.
@@ -62,16 +64,28 @@ def compare(
     from pix2pix.apps.compare import build_comparison, check_run_folders, files_folder, read_run
     from pix2pix.files import check_output_separate
 
-    results = named_folders(runs, "--run")
+    results = named_folders(runs or [], "--run")
     training = named_folders(samples or [], "--samples")
+    if not results and not mlflow_runs:
+        raise UserError("nothing to compare: give --run RESULTS_DIR or --mlflow-run RUN_ID, repeated")
     for name in training:
         if name not in results:
             raise UserError(f"--samples {name}=...: no --run is named {name!r}")
     for name, folder in results.items():
         check_run_folders(folder, training.get(name))
     check_output_separate(files_folder(output), [*results.values(), *training.values()])
-    read = [read_run(name, folder, training.get(name)) for name, folder in results.items()]
-    build_comparison(read, output, options.sort_by, options.title)
+    sources: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="pix2pix-compare-") as downloads:
+        if mlflow_runs:
+            from stages.tracking import download_evaluation
+
+            for index, run_id in enumerate(mlflow_runs):
+                name, folder = download_evaluation(run_id, Path(downloads) / str(index))
+                if name in results:
+                    raise UserError(f"--mlflow-run {run_id}: its name {name!r} is taken by another run")
+                results[name], sources[name] = folder, f"MLflow run {run_id}"
+        read = [read_run(name, folder, training.get(name), sources.get(name)) for name, folder in results.items()]
+        build_comparison(read, output, options.sort_by, options.title)
     typer.echo(f"{len(read)} runs -> {output}")
 
 

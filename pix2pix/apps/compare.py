@@ -42,6 +42,7 @@ class Run:
     summary: dict  # metrics.json
     table: MetricsTable  # metrics.csv
     samples: list[tuple[int, Path]] = field(default_factory=list)  # (step, grid), by step
+    source: str = ""  # where the page says the run comes from
 
     def image(self, name: str, kind: str) -> Path:
         return self.results_dir / "images" / f"{name}-{kind}.png"
@@ -64,14 +65,15 @@ def check_run_folders(results_dir: Path, run_dir: Path | None = None) -> None:
         raise UserError(f"{run_dir}: training run folder not found")
 
 
-def read_run(name: str, results_dir: Path, run_dir: Path | None = None) -> Run:
-    """Read and check one run: metrics.csv, metrics.json (with directions), every image it lists, its sample grids."""
+def read_run(name: str, results_dir: Path, run_dir: Path | None = None, source: str | None = None) -> Run:
+    """Read and check one run: metrics.csv, metrics.json (with directions), every image it lists, its sample grids.
+    ``source`` is where the page says it comes from (default: ``results_dir``)."""
     results_dir = Path(results_dir)
     check_run_folders(results_dir, run_dir)
     table = read_metrics_table(results_dir / "metrics.csv")
     summary = read_json(results_dir / "metrics.json")
     compare_with_baselines(summary, results_dir / "metrics.json")  # refuses malformed directions and baselines
-    run = Run(name, results_dir, summary, table)
+    run = Run(name, results_dir, summary, table, source=source or str(results_dir))
     for image in run.names():
         for kind in ("inputs", "outputs", "targets"):
             if not run.image(image, kind).is_file():

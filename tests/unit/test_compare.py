@@ -6,6 +6,7 @@ The page in headless Chromium (sorting, sliders, lazy images): tests/integration
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -115,3 +116,24 @@ def test_train_keeps_sample_grids_in_its_run_folder_across_a_resume(tmp_path, pa
     data = page_data(page.read_text())
     assert data["steps"] == [2, 4, 6] and data["frames"][0][0] == [2, "compare_files/run0/samples/step_0000002.png"]
     assert (tmp_path / "compare_files" / "run0" / "samples" / "step_0000006.png").is_file()
+
+
+def test_an_evaluation_logged_to_mlflow_is_compared_by_its_run_id(tmp_path, random_png, monkeypatch, run_cli, assert_user_error):
+    from stages.tracking import MARKER, RUN_DIR_TAG, connect, latest_run, log_evaluation, run_tags
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    results, run_dir = make_run(tmp_path / "results", random_png, l1=0.1), tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / MARKER).write_text(json.dumps({"experiment": "facades"}))
+    assert log_evaluation(run_dir, json.loads((results / "metrics.json").read_text()), results)
+    run_id = latest_run(connect(), "facades", run_tags(run_dir)).info.run_id
+    local = make_run(tmp_path / "local", random_png, l1=0.3)
+    page = tmp_path / "compare.html"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store}
+    run_cli("stages.compare", "--run", str(local), "--mlflow-run", run_id, "--sort-by", "l1", "-o", str(page), env=env, check=True)
+    html = page.read_text()
+    assert header_columns(html) == ["1", "0", "target", "input"]  # the MLflow run's l1 is the lower
+    assert f"<b>{Path(run_tags(run_dir)[RUN_DIR_TAG]).name}</b> <code>MLflow run {run_id}</code>" in html  # named after the run
+    assert (tmp_path / "compare_files" / "run1" / "img2-outputs.png").read_bytes() == (results / "images" / "img2-outputs.png").read_bytes()
+    assert_user_error(run_cli("stages.compare", "--mlflow-run", "0123abc", "-o", str(page), env=env), "--mlflow-run 0123abc")
