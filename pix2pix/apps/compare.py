@@ -27,9 +27,8 @@ from pix2pix.apps.pages import content_security_policy, packaged_text, render
 from pix2pix.apps.report import BETTER, MetricsTable, compare_with_baselines, link_or_copy, read_json, read_metrics_table
 from pix2pix.errors import UserError
 from pix2pix.files import atomic_directory, atomic_write_text
-from pix2pix.train.loop import SAMPLES_DIR
+from pix2pix.train.loop import SAMPLE_NAME, SAMPLES_DIR
 
-SAMPLE_NAME = re.compile(r"step_(\d+)\.png")
 ZOOMS = (1, 2, 4, 8)
 
 

@@ -17,6 +17,7 @@ import hashlib
 import io
 import math
 import os
+import re
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -81,6 +82,7 @@ class Callbacks:
 
 
 SAMPLES_DIR = "samples"  # in a run folder: step_NNNNNNN.png, a sample grid per --sample-freq steps
+SAMPLE_NAME = re.compile(r"step_(\d+)\.png")  # its step
 
 
 def sample_path(output_dir: Path, step: int) -> Path:
@@ -99,7 +101,7 @@ def keeping_samples(callbacks: Callbacks | None, output_dir: Path) -> Callbacks 
 
     def on_start(step: int, total: int) -> None:
         for path in folder.glob("step_*.png"):
-            if path.stem.removeprefix("step_").isdigit() and int(path.stem.removeprefix("step_")) > step:
+            if (match := SAMPLE_NAME.fullmatch(path.name)) and int(match.group(1)) > step:
                 path.unlink()
         if started:
             started(step, total)
