@@ -30,6 +30,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("import_checkpoint", ()),  # the command is import-checkpoint; import_checkpoint works too (normalised)
     ("serve", ()),
     ("promote", ()),
+    ("compare", ()),
 ]
 
 # modules whose commands stay grouped under one subcommand: `pix2pix cgan train`

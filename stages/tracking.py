@@ -25,6 +25,7 @@ RUN_DIR_TAG = "pix2pix.run_dir"
 DVC_EXPERIMENT_TAG = "pix2pix.dvc_experiment"
 ERROR_TAG = "pix2pix.error"
 FLUSH_EVERY = 50  # steps per batched write: one DB transaction each
+EVALUATION_ARTIFACTS = "evaluation"  # a run's artifacts: the results folder of `pix2pix evaluate` (images/, metrics.*)
 
 
 def git_commit() -> str:
@@ -224,9 +225,9 @@ def evaluation_metrics(summary: dict) -> dict[str, float]:
 
 
 def log_evaluation(run_dir: Path, summary: dict, results_dir: Path) -> bool:
-    """Add the ``evaluation_metrics`` of ``summary`` (what evaluate writes to metrics.json) and the metrics
-    table to the latest run of the training in ``run_dir``, if it was tracked; a run that cannot be found
-    (another machine or store) gets a new one."""
+    """Add the ``evaluation_metrics`` of ``summary`` (what evaluate writes to metrics.json) and the results folder
+    (images, metrics.csv and metrics.json: what `pix2pix compare --mlflow-run` shows) to the latest run of the
+    training in ``run_dir``, if it was tracked; a run that cannot be found (another machine or store) gets a new one."""
     marker = Path(run_dir) / MARKER
     if not marker.exists():
         return False
@@ -241,7 +242,23 @@ def log_evaluation(run_dir: Path, summary: dict, results_dir: Path) -> bool:
         run = create_run(mlflow, experiment, tags)
     for key, value in evaluation_metrics(summary).items():  # through the client: the training run's status stays as it is
         client.log_metric(run.info.run_id, key, value)
-    client.log_artifact(run.info.run_id, str(Path(results_dir) / "metrics.csv"), artifact_path="evaluation")
+    client.log_artifacts(run.info.run_id, str(results_dir), artifact_path=EVALUATION_ARTIFACTS)
     if missing:
         client.set_terminated(run.info.run_id)
     return True
+
+
+def download_evaluation(run_id: str, folder: Path) -> tuple[str, Path]:
+    """Fetch the results folder that ``log_evaluation`` logged to the MLflow run ``run_id`` into ``folder``:
+    (the run's name, the results folder)."""
+    mlflow = connect()
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = mlflow.MlflowClient().get_run(run_id)
+        if not mlflow.MlflowClient().list_artifacts(run_id, EVALUATION_ARTIFACTS):
+            raise UserError(f"--mlflow-run {run_id}: no evaluation logged (run `pix2pix evaluate` on its tracked run folder)")
+        results = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=EVALUATION_ARTIFACTS, dst_path=str(folder))
+    except MlflowException as exc:
+        raise UserError(f"--mlflow-run {run_id}: {exc.message} (store {mlflow.get_tracking_uri()})") from None
+    return run.info.run_name or run_id, Path(results)

@@ -32,7 +32,7 @@ class TrainOptions(TrainConfig):
         Field(description="Keep the decoded training images here as a memory-mapped file, built once per dataset and reused by later runs and by every process of a multi-GPU run \\[default: decode into memory]."),
     ] = None
     sample_freq: Annotated[
-        int, Flags("Tracking"), Field(ge=1, description="Steps between sample grids (input | output | target) logged to MLflow.")
+        int, Flags("Tracking"), Field(ge=1, description="Steps between sample grids (input | output | target), kept in the run folder as samples/step_NNNNNNN.png and logged to MLflow.")
     ] = 100
     val_dir: Annotated[
         Path | None,
@@ -101,10 +101,11 @@ def run_training(
 ) -> dict:
     """Train pix2pix with a progress bar and optional MLflow tracking: the generator is logged as an MLflow model,
     registered as a new version of ``register`` if given."""
+    from pix2pix.train.loop import keeping_samples
     from pix2pix.train.pix2pix_model import train as train_model
 
     return run_tracked(
-        lambda callbacks, load_progress: train_model(config, paths, output_dir, callbacks, load_progress, cache_dir, inputs, val_paths or ()),
+        lambda callbacks, load_progress: train_model(config, paths, output_dir, keeping_samples(callbacks, output_dir), load_progress, cache_dir, inputs, val_paths or ()),
         output_dir,
         {"train": config.model_dump(mode="json"), "input_dir": str(paths[0].parent)},
         mlflow_experiment,
@@ -180,7 +181,7 @@ def run_tracked(
             values = "  ".join(f"{k} {v:.4f}" for k, v in scores.items())
             training.note(f"step {step}  validation  {values}{'  (best so far: best.pt)' if best else ''}")
 
-        callbacks = Callbacks(on_resume=on_resume, on_plan=on_plan, on_start=on_start, on_step=on_step, on_validation=on_validation)
+        callbacks = Callbacks(on_resume=on_resume, on_plan=on_plan, on_start=on_start, on_step=on_step, on_validation=on_validation, sample_freq=sample_freq)
         tracker = None
         if mlflow_experiment:
             from stages.tracking import TrainingTracker
@@ -200,7 +201,7 @@ def run_tracked(
                 tracker.on_validation(step, scores)
 
             callbacks.on_start, callbacks.on_step, callbacks.on_validation = on_start_tracked, on_step_tracked, on_validation_tracked
-            callbacks.on_sample, callbacks.sample_freq = tracker.on_sample, sample_freq
+            callbacks.on_sample = tracker.on_sample
         try:
             summary = train_fn(callbacks, loading.advance)
             if tracker and not summary.get("already_complete"):

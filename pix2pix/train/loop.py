@@ -17,10 +17,11 @@ import hashlib
 import io
 import math
 import os
+import re
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,6 +31,7 @@ from pydantic import BaseModel
 from torch import nn
 
 from pix2pix import checkpoint as ckpt
+from pix2pix.data.images import save_image
 from pix2pix.errors import UserError
 from pix2pix.files import atomic_write_text, naming_os_errors
 from pix2pix.train.distributed import Group
@@ -90,6 +92,39 @@ class Callbacks:
     on_sample: Callable[[int, np.ndarray], None] | None = None  # (step, a sample grid)
     on_validation: Callable[[int, dict[str, float], bool], None] | None = None  # (step, scores, whether best so far)
     sample_freq: int = 0
+
+
+SAMPLES_DIR = "samples"  # in a run folder: step_NNNNNNN.png, a sample grid per --sample-freq steps
+SAMPLE_NAME = re.compile(r"step_(\d+)\.png")  # its step
+
+
+def sample_path(output_dir: Path, step: int) -> Path:
+    return Path(output_dir) / SAMPLES_DIR / f"step_{step:07d}.png"
+
+
+def keeping_samples(callbacks: Callbacks | None, output_dir: Path) -> Callbacks | None:
+    """``callbacks`` that also save each sample grid as ``sample_path(output_dir, step)``, so the run folder
+    replays training (`pix2pix compare`) without MLflow. A run starting at step S deletes the grids of later
+    steps, as it truncates losses.csv: a resumed run keeps its earlier frames, a fresh one starts with none.
+    None (a process other than rank 0) stays None."""
+    if callbacks is None:
+        return None
+    started, sampled = callbacks.on_start, callbacks.on_sample
+    folder = Path(output_dir) / SAMPLES_DIR
+
+    def on_start(step: int, total: int) -> None:
+        for path in folder.glob("step_*.png"):
+            if (match := SAMPLE_NAME.fullmatch(path.name)) and int(match.group(1)) > step:
+                path.unlink()
+        if started:
+            started(step, total)
+
+    def on_sample(step: int, grid: np.ndarray) -> None:
+        save_image(grid, sample_path(output_dir, step))
+        if sampled:
+            sampled(step, grid)
+
+    return replace(callbacks, on_start=on_start, on_sample=on_sample)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,93 @@
+"""`pix2pix compare`: one static HTML page comparing runs as images, side by side, with their metrics."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import BaseModel, ConfigDict, Field
+
+from pix2pix.errors import UserError
+from pix2pix.options import Flags
+from stages.common import stage_app, user_errors
+from stages.options import with_options
+
+app = stage_app(__doc__)
+
+
+class CompareOptions(BaseModel):
+    """How the comparison page orders and names what it shows."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sort_by: Annotated[
+        str | None,
+        Flags("Options"),
+        Field(description="Order each table's runs by this metric of their metrics.json, best first in its direction (lower or higher is better) \\[default: as given]."),
+    ] = None
+    title: Annotated[str, Flags("Options"), Field(min_length=1, description="The page's title.")] = "pix2pix runs compared"
+
+
+def named_folders(specs: list[str], option: str) -> dict[str, Path]:
+    """``[NAME=]FOLDER`` values of a repeated option by name (the folder's name when NAME= is left out)."""
+    folders: dict[str, Path] = {}
+    for spec in specs:
+        name, separator, folder = spec.partition("=")
+        if not separator:
+            name, folder = Path(spec).resolve().name, spec
+        if not name or not folder:
+            raise UserError(f"{option} {spec!r}: expected [NAME=]FOLDER")
+        if name in folders:
+            raise UserError(f"{option} {spec!r}: the name {name!r} is given twice")
+        folders[name] = Path(folder)
+    return folders
+
+
+@app.command("compare")
+@user_errors
+@with_options(CompareOptions)
+def compare(
+    output: Annotated[Path, typer.Option("--output", "-o", help="The page, e.g. reports/compare.html; its images go to the folder beside it named after it (reports/compare_files, replaced as a whole).", rich_help_panel="Paths")],
+    options: CompareOptions,
+    runs: Annotated[list[str] | None, typer.Option("--run", "-r", metavar="[NAME=]RESULTS_DIR", help="A results folder written by `pix2pix evaluate`, repeated: one column each (NAME defaults to the folder's name).", rich_help_panel="Paths")] = None,
+    mlflow_runs: Annotated[list[str] | None, typer.Option("--mlflow-run", metavar="RUN_ID", help="An MLflow run whose evaluation `pix2pix evaluate` logged (its images and metrics), repeated: a column each, named after the run; the store is the repository's, or MLFLOW_TRACKING_URI.", rich_help_panel="Paths")] = None,
+    samples: Annotated[list[str] | None, typer.Option("--samples", metavar="NAME=RUN_DIR", help="The training run folder of the run NAME, whose samples/step_*.png (written by `pix2pix train`) the step slider replays \\[default: no training samples].", rich_help_panel="Paths")] = None,
+) -> None:
+    """Write one HTML page comparing runs as images: the same validation inputs in rows, a column per run (its metrics above it), then the target and the input baseline.
+
+    pix2pix compare --run results/facades --run wide=results/facades_wide --samples facades=models/facades --output reports/compare.html
+
+    Runs evaluated on the same inputs (names and bytes) share a table; others get tables of their own. The page sorts runs and rows by a metric, replays the training samples with a step slider, and sets two outputs (or an output and the target) over each other with a before/after slider and a zoom. It works offline: its images are files beside it, loaded as they scroll into view.
+    """
+    from pix2pix.apps.compare import build_comparison, check_run_folders, files_folder, read_run
+    from pix2pix.files import check_output_separate
+
+    results = named_folders(runs or [], "--run")
+    training = named_folders(samples or [], "--samples")
+    if not results and not mlflow_runs:
+        raise UserError("nothing to compare: give --run RESULTS_DIR or --mlflow-run RUN_ID, repeated")
+    for name in training:
+        if name not in results:
+            raise UserError(f"--samples {name}=...: no --run is named {name!r}")
+    for name, folder in results.items():
+        check_run_folders(folder, training.get(name))
+    check_output_separate(files_folder(output), [*results.values(), *training.values()])
+    sources: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="pix2pix-compare-") as downloads:
+        if mlflow_runs:
+            from stages.tracking import download_evaluation
+
+            for index, run_id in enumerate(mlflow_runs):
+                name, folder = download_evaluation(run_id, Path(downloads) / str(index))
+                if name in results:
+                    raise UserError(f"--mlflow-run {run_id}: its name {name!r} is taken by another run")
+                results[name], sources[name] = folder, f"MLflow run {run_id}"
+        read = [read_run(name, folder, training.get(name), sources.get(name)) for name, folder in results.items()]
+        build_comparison(read, output, options.sort_by, options.title)
+    typer.echo(f"{len(read)} runs -> {output}")
+
+
+if __name__ == "__main__":
+    app()
