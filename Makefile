@@ -12,7 +12,11 @@ $(BIN)/pix2pix: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-install: $(BIN)/pix2pix
+install: $(BIN)/pix2pix .dvc/plots.html
+
+# DVC's plots page with vega inlined (see workflow/plots_template.py): `dvc plots show` works offline.
+.dvc/plots.html: $(BIN)/pix2pix workflow/plots_template.py
+	$(BIN)/python -m workflow.plots_template
 
 test: install
 	$(BIN)/python -m pytest -q
