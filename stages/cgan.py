@@ -26,7 +26,7 @@ app = stage_app(__doc__)
 @user_errors
 @with_options(CGANConfig, "config")
 def train(
-    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Run folder: checkpoint.pt, generator.pt, losses.csv, samples/, metrics.json. An existing run here is resumed.", rich_help_panel="Paths")],
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Run folder: checkpoint.pt, generator.pt, losses.csv, samples/, per_digit.json, metrics.json. An existing run here is resumed.", rich_help_panel="Paths")],
     config: CGANConfig,
     mlflow_experiment: Annotated[Optional[str], typer.Option("--mlflow-experiment", help="Log params, losses, sample grids, accuracies and the generator to this MLflow experiment \\[default: no tracking].", rich_help_panel="Tracking")] = None,
     params_file: ParamsFile = None,

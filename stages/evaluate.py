@@ -86,7 +86,7 @@ def evaluate(
     if checkpoint.is_dir():
         from stages.tracking import log_evaluation
 
-        if log_evaluation(checkpoint, summary, output_dir):
+        if log_evaluation(checkpoint, summary, output_dir, {"evaluate": options.model_dump(mode="json")}):
             typer.echo("metrics logged to the training run in MLflow")
 
 

@@ -6,10 +6,14 @@ artifacts in ``ROOT/mlruns``, ROOT being the main repository even when DVC runs 
 points at a shared server instead. Nothing run-specific goes into the run folder, a DVC output:
 a training's run is found in the store by its tags (the run folder relative to its repository,
 and the DVC experiment's name when DVC runs one), so outputs reproduce, move and travel freely.
+Runs carry MLflow's standard source tags and their training data as a dataset input whose digest is
+DVC's md5 of it; their experiments are marked as model training (not GenAI) for `mlflow ui`.
 """
 
 from __future__ import annotations
 
+import fcntl
+import itertools
 import json
 import os
 import subprocess
@@ -26,14 +30,29 @@ DVC_EXPERIMENT_TAG = "pix2pix.dvc_experiment"
 ERROR_TAG = "pix2pix.error"
 FLUSH_EVERY = 50  # steps per batched write: one DB transaction each
 EVALUATION_ARTIFACTS = "evaluation"  # a run's artifacts: the results folder of `pix2pix evaluate` (images/, metrics.*)
+# MLflow's own names (mlflow.utils.mlflow_tags and its UI's experiment kinds), not imported: mlflow loads lazily
+SOURCE_NAME_TAG, SOURCE_TYPE_TAG, GIT_COMMIT_TAG = "mlflow.source.name", "mlflow.source.type", "mlflow.source.git.commit"
+EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 
-def git_commit() -> str:
+def source_commit() -> str | None:
+    """The commit the code comes from: a DVC experiment's baseline (DVC runs it from a commit of its
+    own, the baseline plus the changed params), else HEAD; None outside a git repository."""
+    if os.environ.get("DVC_EXP_BASELINE_REV"):
+        return os.environ["DVC_EXP_BASELINE_REV"]
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True)
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return None
+
+
+def source_tags() -> dict[str, str]:
+    """MLflow's standard source tags: the command as typed up to its first option (``pix2pix train``), run
+    locally, from ``source_commit()`` if known."""
+    words = [Path(sys.argv[0]).name, *itertools.takewhile(lambda word: not word.startswith("-"), sys.argv[1:])]
+    commit = source_commit()
+    return {SOURCE_NAME_TAG: " ".join(words), SOURCE_TYPE_TAG: "LOCAL", **({GIT_COMMIT_TAG: commit} if commit else {})}
 
 
 def flatten(values: dict, prefix: str = "") -> dict[str, str]:
@@ -72,22 +91,43 @@ def repository_store() -> str:
 
 
 def connect():
-    """MLflow, pointed at the repository's store unless MLFLOW_TRACKING_URI names another."""
+    """MLflow, pointed at the repository's store unless MLFLOW_TRACKING_URI names another.
+
+    MLflow creates a new SQLite store's tables without a lock: two stages starting at once on a repository
+    without mlflow.db (`dvc queue start -j 2`) would both migrate it, and one fail. The first to come creates
+    it, holding a lock on the repository's folder; the others wait, then find it made."""
     import mlflow
 
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         mlflow.set_tracking_uri(repository_store())  # which sets MLFLOW_TRACKING_URI too
+        folder = os.open(repository_root(), os.O_RDONLY)
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX)
+            mlflow.search_experiments(max_results=1)  # creates the store
+        finally:
+            os.close(folder)  # which releases the lock
     return mlflow
 
 
 def experiment_id(mlflow, name: str) -> str:
     """The experiment's id, created with its artifacts under ROOT/mlruns in the repository's store
-    (MLflow's default would be ./mlruns of whichever folder created it)."""
+    (MLflow's default would be ./mlruns of whichever folder created it), and marked as model training,
+    so that `mlflow ui` shows its runs as such (unless someone chose another kind there)."""
+    from mlflow.exceptions import MlflowException
+
     found = mlflow.get_experiment_by_name(name)
-    if found:
-        return found.experiment_id
-    in_repository = mlflow.get_tracking_uri() == repository_store()
-    return mlflow.create_experiment(name, artifact_location=(repository_root() / "mlruns").as_uri() if in_repository else None)
+    if found is None:
+        in_repository = mlflow.get_tracking_uri() == repository_store()
+        location = (repository_root() / "mlruns").as_uri() if in_repository else None
+        try:
+            return mlflow.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING})
+        except MlflowException as exc:  # another stage created it meanwhile
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            found = mlflow.get_experiment_by_name(name)
+    if EXPERIMENT_KIND_TAG not in found.tags:
+        mlflow.MlflowClient().set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
+    return found.experiment_id
 
 
 def run_tags(run_dir: Path) -> dict[str, str]:
@@ -129,7 +169,39 @@ def latest_run(mlflow, experiment: str, tags: dict[str, str]):
 def create_run(mlflow, experiment: str, tags: dict[str, str]):
     """A new run named after the DVC experiment when DVC runs one, else after the run folder."""
     run_name = os.environ.get("DVC_EXP_NAME") or Path(tags[RUN_DIR_TAG]).name
-    return mlflow.MlflowClient().create_run(experiment_id(mlflow, experiment), run_name=run_name, tags={**tags, "git_commit": git_commit()})
+    return mlflow.MlflowClient().create_run(experiment_id(mlflow, experiment), run_name=run_name, tags={**tags, **source_tags()})
+
+
+def dvc_dataset(folder: Path) -> tuple[str, str]:
+    """The dataset ``folder`` belongs to, as (name, digest): the DVC output holding it (data/split/NAME for
+    data/split/NAME/train: train and val together), named by its path in the repository, with the md5 DVC
+    computes for it (what dvc.lock records); outside a DVC repository or output, ``folder`` itself, hashed
+    the same way."""
+    from dvc.exceptions import NotDvcRepoError, OutputNotFoundError
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(folder)) as repo:
+            (out,) = repo.find_outs_by_path(str(folder), strict=False)
+            return out.def_path, out.get_hash().value
+    except (NotDvcRepoError, OutputNotFoundError):
+        from dvc_data.hashfile.build import build
+        from dvc_data.hashfile.db import HashFileDB
+        from dvc_objects.fs.local import LocalFileSystem
+        from dvc_objects.fs.memory import MemoryFileSystem
+
+        _, _, tree = build(HashFileDB(MemoryFileSystem(), "/"), str(Path(folder).resolve()), LocalFileSystem(), "md5")
+        return str(Path(folder).resolve()), tree.hash_info.value
+
+
+def log_dataset(mlflow, run_id: str, folder: Path) -> None:
+    """Log ``dvc_dataset(folder)`` as the run's training dataset input."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    name, digest = dvc_dataset(folder)
+    dataset = Dataset(name=name, digest=digest, source_type="local", source=json.dumps({"uri": name}))
+    mlflow.MlflowClient().log_inputs(run_id, datasets=[DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, "training")])])
 
 
 class TrainingTracker:
@@ -139,9 +211,9 @@ class TrainingTracker:
     folder's latest run if that one did not finish and training resumes (``on_start`` past step 0),
     else a new one."""
 
-    def __init__(self, experiment: str, run_dir: Path, params: dict):
+    def __init__(self, experiment: str, run_dir: Path, params: dict, dataset: Path | None = None):
         self.mlflow = connect()
-        self.experiment, self.run_dir, self.params = experiment, Path(run_dir), params
+        self.experiment, self.run_dir, self.params, self.dataset = experiment, Path(run_dir), params, dataset
         self.run = None
         self.pending: list = []
         self.resuming = True  # until training says where it starts: a failure before that belongs to the last attempt
@@ -159,6 +231,8 @@ class TrainingTracker:
             self.run = self.mlflow.start_run(run_id=run.info.run_id)
             if not resumed:
                 self.mlflow.log_params(flatten(self.params))
+                if self.dataset is not None:
+                    log_dataset(self.mlflow, run.info.run_id, self.dataset)
             elif ERROR_TAG in run.data.tags:  # the failure is past: this attempt may succeed
                 self.mlflow.MlflowClient().delete_tag(run.info.run_id, ERROR_TAG)
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -224,27 +298,38 @@ def evaluation_metrics(summary: dict) -> dict[str, float]:
     return metrics
 
 
-def log_evaluation(run_dir: Path, summary: dict, results_dir: Path) -> bool:
-    """Add the ``evaluation_metrics`` of ``summary`` (what evaluate writes to metrics.json) and the results folder
-    (images, metrics.csv and metrics.json: what `pix2pix compare --mlflow-run` shows) to the latest run of the
-    training in ``run_dir``, if it was tracked; a run that cannot be found (another machine or store) gets a new one."""
+def log_evaluation(run_dir: Path, summary: dict, results_dir: Path, params: dict) -> bool:
+    """Add ``params`` (evaluate's options), the ``evaluation_metrics`` of ``summary`` (what evaluate writes to
+    metrics.json) and the results folder (images, metrics.csv and metrics.json: what `pix2pix compare --mlflow-run`
+    shows) to the latest run of the training in ``run_dir``, if it was tracked. A run that cannot be found (another
+    machine or store), or that holds an evaluation made with other options (MLflow params cannot change), gets a new one."""
     marker = Path(run_dir) / MARKER
     if not marker.exists():
         return False
+    from mlflow.entities import Param
+
     mlflow = connect()
     client = mlflow.MlflowClient()
     experiment = json.loads(marker.read_text())["experiment"]
     tags = run_tags(run_dir)
     run = latest_run(mlflow, experiment, tags)
-    missing = run is None
-    if missing:
+    flat = flatten(params)
+    logged = run.data.params if run else {}
+    changed = [key for key, value in flat.items() if logged.get(key, value) != value]
+    if run is None:
         print(f"warning: no MLflow run of {tags[RUN_DIR_TAG]} in experiment {experiment!r} at {mlflow.get_tracking_uri()}; logging the evaluation to a new run", file=sys.stderr)
+    elif changed:
+        print(f"warning: the MLflow run of {tags[RUN_DIR_TAG]} holds an evaluation with other {', '.join(changed)}; logging this one to a new run", file=sys.stderr)
+    new_run = run is None or bool(changed)
+    if new_run:
         run = create_run(mlflow, experiment, tags)
+    run_id = run.info.run_id
+    client.log_batch(run_id, params=[Param(key, value) for key, value in flat.items()])
     for key, value in evaluation_metrics(summary).items():  # through the client: the training run's status stays as it is
-        client.log_metric(run.info.run_id, key, value)
-    client.log_artifacts(run.info.run_id, str(results_dir), artifact_path=EVALUATION_ARTIFACTS)
-    if missing:
-        client.set_terminated(run.info.run_id)
+        client.log_metric(run_id, key, value)
+    client.log_artifacts(run_id, str(results_dir), artifact_path=EVALUATION_ARTIFACTS)
+    if new_run:
+        client.set_terminated(run_id)
     return True
 
 

@@ -85,33 +85,34 @@ def train(
 
         code = source_files(experiment_code("stages.train", config.lab_colorization))
         inputs = inputs_digest(config, paths, code, val_paths)
-    run_training(config, paths, output_dir, mlflow_experiment, options.sample_freq, options.cache_dir, inputs, val_paths, register)
+    run_training(options, paths, output_dir, mlflow_experiment, inputs, val_paths, register)
 
 
 def run_training(
-    config,
+    options: TrainOptions,
     paths: list[Path],
     output_dir: Path,
     mlflow_experiment: str | None = None,
-    sample_freq: int = 0,
-    cache_dir: Path | None = None,
     inputs: str | None = None,
     val_paths: list[Path] | None = None,
     register: str | None = None,
 ) -> dict:
-    """Train pix2pix with a progress bar and optional MLflow tracking: the generator is logged as an MLflow model,
-    registered as a new version of ``register`` if given."""
+    """Train pix2pix with a progress bar and optional MLflow tracking: every option is logged, the training images'
+    dataset as the run's input, and the generator as an MLflow model, registered as a new version of ``register``
+    if given."""
     from pix2pix.train.loop import keeping_samples
     from pix2pix.train.pix2pix_model import train as train_model
 
+    input_dir = paths[0].parent
     return run_tracked(
-        lambda callbacks, load_progress: train_model(config, paths, output_dir, keeping_samples(callbacks, output_dir), load_progress, cache_dir, inputs, val_paths or ()),
+        lambda callbacks, load_progress: train_model(options.training(), paths, output_dir, keeping_samples(callbacks, output_dir), load_progress, options.cache_dir, inputs, val_paths or ()),
         output_dir,
-        {"train": config.model_dump(mode="json"), "input_dir": str(paths[0].parent)},
+        {"train": options.model_dump(mode="json"), "input_dir": str(input_dir)},
         mlflow_experiment,
-        sample_freq,
+        options.sample_freq,
         to_load=len(paths),
         log_model=lambda: log_generator_model(output_dir, register),
+        dataset=input_dir,
     )
 
 
@@ -133,10 +134,11 @@ def run_tracked(
     sample_freq: int = 0,
     to_load: int = 0,
     log_model: Callable[[], None] | None = None,
+    dataset: Path | None = None,
 ) -> dict:
     """Run ``train_fn(callbacks, load_progress) -> summary``, a training loop that reports through
     ``pix2pix.train.loop.Callbacks``, with a progress bar (log lines when stderr is not a terminal),
-    optional MLflow tracking (params, losses, sample grids, the summary's numeric ``metrics``,
+    optional MLflow tracking (params, the ``dataset`` folder's DVC output as the run's input, losses, sample grids, the summary's numeric ``metrics``,
     generator.pt, and whatever ``log_model`` logs into the finished run: pix2pix's MLflow model) and exit code 128 + signum after a SIGTERM / SIGINT checkpoint. The MLflow run
     ends KILLED after a signal, FAILED (message in tag pix2pix.error) after any other error (a
     diverged training included), and is left alone when another training holds the run folder."""
@@ -186,7 +188,7 @@ def run_tracked(
         if mlflow_experiment:
             from stages.tracking import TrainingTracker
 
-            tracker = TrainingTracker(mlflow_experiment, output_dir, params)
+            tracker = TrainingTracker(mlflow_experiment, output_dir, params, dataset)
 
             def on_start_tracked(step: int, total: int) -> None:
                 on_start(step, total)

@@ -374,7 +374,8 @@ def build_cgan_report(experiment_name: str, run_dir: Path, output_dir: Path) -> 
         "directions": {key: CGAN_DIRECTIONS[key] for key in headline if key in CGAN_DIRECTIONS},
         "baselines": CGAN_BASELINES,
     }
-    per_digit = metrics.get("per_digit", {})
+    per_digit_file = run_dir / "per_digit.json"  # none in a run from before it was split off metrics.json
+    per_digit = read_json(per_digit_file) if per_digit_file.is_file() else {}
     with atomic_directory(output_dir) as staging:
         link_or_copy(grid, staging / "grid.png")
         atomic_write_text(staging / "metrics.json", json.dumps(summary, indent=2) + "\n")

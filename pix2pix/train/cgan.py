@@ -30,6 +30,7 @@ from pix2pix.train.loop import Callbacks, fit
 LOSS_NAMES = ("G_GAN", "G_MS", "D_real", "D_fake")
 RESUME_KEYS = (*CGAN_ARCHITECTURE_KEYS, *CGAN_OPTIMISATION_KEYS, "seed", "batch_size", "mnist_dir")
 METRICS_NAME = "metrics.json"  # written last: a run folder with it is finished
+PER_DIGIT_NAME = "per_digit.json"  # each digit's accuracy: kept out of metrics.json, whose every key is a `dvc metrics show` column
 
 
 class ConditionalGAN:
@@ -96,9 +97,10 @@ class ConditionalGAN:
         return self._save_grid(f"epoch_{epoch:03d}")
 
     def finish(self) -> np.ndarray:
-        """samples/final.png, then metrics.json: how often the judge reads the digit asked for."""
+        """samples/final.png, per_digit.json, then metrics.json: how often the judge reads the digit asked for."""
         grid = self._save_grid("final")
-        metrics = DigitJudge(self.data).conditioning(self.generator, self.config.eval_per_digit, self.config.seed)
+        metrics, per_digit = DigitJudge(self.data).conditioning(self.generator, self.config.eval_per_digit, self.config.seed)
+        atomic_write_text(self.output_dir / PER_DIGIT_NAME, json.dumps(per_digit, indent=2) + "\n")
         atomic_write_text(self.output_dir / METRICS_NAME, json.dumps(metrics, indent=2) + "\n")
         return grid
 
@@ -140,20 +142,21 @@ class DigitJudge:
         pooled = F.avg_pool2d(images.unsqueeze(1).float() / 255.0, IMAGE_SIZE // 8)
         return pooled.flatten(1).numpy()
 
-    def conditioning(self, generator: DigitGenerator, per_digit: int, seed: int) -> dict:
+    def conditioning(self, generator: DigitGenerator, per_digit: int, seed: int) -> tuple[dict, dict[str, float]]:
         """How often the judge reads the requested digit in ``per_digit`` samples of each, and
-        how varied the samples of one digit are next to real ones (near 0: mode collapse)."""
+        how varied the samples of one digit are next to real ones (near 0: mode collapse); then
+        the share read right for each digit, apart (the summary stays a few numbers)."""
         labels = torch.arange(N_CLASSES).repeat_interleave(per_digit)
         images = generate(generator, labels, seed)
         hits = self.model.predict(self.features(images)) == labels.numpy()
         per_label = hits.reshape(N_CLASSES, per_digit).mean(axis=1)
-        return {
+        summary = {
             "conditioning_accuracy": float(hits.mean()),
             "classifier_accuracy": self.accuracy,
             "diversity": spread(images, labels) / self.real_spread,
-            "per_digit": {str(digit): float(value) for digit, value in enumerate(per_label)},
             "samples_per_digit": per_digit,
         }
+        return summary, {str(digit): float(value) for digit, value in enumerate(per_label)}
 
 
 def spread(images: torch.Tensor, labels: torch.Tensor) -> float:
@@ -167,7 +170,7 @@ def train(config: CGANConfig, output_dir: Path, callbacks: Callbacks | None = No
     summary with ``metrics``.
 
     The run folder gets checkpoint.pt, generator.pt, losses.csv, options.json,
-    samples/epoch_NNN.png, samples/final.png and metrics.json. Raises ``TrainingInterrupted``.
+    samples/epoch_NNN.png, samples/final.png, per_digit.json and metrics.json. Raises ``TrainingInterrupted``.
     """
     output_dir = Path(output_dir)
     device = select_device(config.device)

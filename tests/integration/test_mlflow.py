@@ -76,7 +76,7 @@ def test_train_and_evaluate_log_to_a_real_server(mlflow_server, tmp_path, make_p
     run_id = run["info"]["run_id"]
     params = {p["key"]: p["value"] for p in run["data"]["params"]}
     assert params["train.ngf"] == "8" and params["train.direction"] == "AtoB"
-    assert any(tag["key"] == "git_commit" for tag in run["data"]["tags"])
+    assert any(tag["key"] == "mlflow.source.git.commit" for tag in run["data"]["tags"])
 
     history = api(mlflow_server, "metrics/get-history", run_id=run_id, metric_key="G_L1")["metrics"]
     assert [point["step"] for point in history] == [1, 2, 3, 4, 5, 6]
