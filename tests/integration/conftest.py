@@ -63,6 +63,7 @@ def clone(tmp_path_factory, repo_root) -> Path:
     params_path.write_text(yaml.safe_dump(_shrink(yaml.safe_load(params_path.read_text())), sort_keys=False))
     for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "test"]):
         _run(cmd, target)
+    _run([sys.executable, "-m", "workflow.plots_template"], target)  # what `make install` does: .dvc/plots.html is git-ignored
     return target
 
 

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import yaml
 
+from tests.support.devtools import launched
+
 CGAN = "digits-cgan"
 
 
@@ -65,6 +67,23 @@ def test_full_repro_builds_every_output(clone, dvc, experiments):
         assert set(experiments) <= tracked
         keys = {key for (key,) in db.execute("select distinct key from metrics")}
         assert {"G_GAN", "G_L1", "D_real", "D_fake", "lr", "eval_l1", "eval_ssim"} <= keys
+
+
+def test_dvc_plots_render_offline(clone, dvc, chromium, tmp_path):
+    """`dvc plots show` writes a page that needs no network (.dvc/plots.html inlines vega): in headless Chromium with
+    every non-loopback request sent to a dead proxy, each curve is drawn and each of evaluate's images loads."""
+    dvc("plots", "show", "-o", str(tmp_path / "plots"), cwd=clone)
+    page = tmp_path / "plots" / "index.html"
+    html = page.read_text()
+    assert "cdn.jsdelivr" not in html and "<script src=" not in html
+    curves = html.count("vegaEmbed(")
+    assert curves >= 6  # losses and validation of the three experiments
+    with launched(chromium, tmp_path, "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>") as browser:
+        browser.call("Page.navigate", url=page.as_uri())
+        browser.wait_for(f"document.querySelectorAll('.vega-embed canvas, .vega-embed svg.marks').length >= {curves}")
+        browser.wait_for("document.images.length > 0 && Array.from(document.images).every(i => i.complete)")
+        assert browser.evaluate("Array.from(document.images).every(i => i.naturalWidth > 0)")
+        assert browser.evaluate("Array.from(document.images).some(i => i.src.includes('outputs'))")
 
 
 def readme_commands(repo_root: Path, heading: str) -> list[list[str]]:
