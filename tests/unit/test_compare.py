@@ -126,7 +126,7 @@ def test_an_evaluation_logged_to_mlflow_is_compared_by_its_run_id(tmp_path, rand
     results, run_dir = make_run(tmp_path / "results", random_png, l1=0.1), tmp_path / "run"
     run_dir.mkdir()
     (run_dir / MARKER).write_text(json.dumps({"experiment": "facades"}))
-    assert log_evaluation(run_dir, json.loads((results / "metrics.json").read_text()), results)
+    assert log_evaluation(run_dir, json.loads((results / "metrics.json").read_text()), results, {"evaluate": {"eval_mode": "train"}})
     run_id = latest_run(connect(), "facades", run_tags(run_dir)).info.run_id
     local = make_run(tmp_path / "local", random_png, l1=0.3)
     page = tmp_path / "compare.html"
