@@ -8,12 +8,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.support.http import wait_until_answering
 
 
 def free_port() -> int:
@@ -43,17 +44,7 @@ def mlflow_server(tmp_path):
     ]  # fmt: skip
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        assert server.poll() is None, (tmp_path / "server.log").read_text()
-        assert time.monotonic() < deadline, "mlflow server did not start"
-        time.sleep(0.5)
+    wait_until_answering(f"{base}/health", server, tmp_path / "server.log", timeout=120)
     yield base
     os.killpg(server.pid, signal.SIGTERM)
     server.wait(timeout=60)

@@ -10,11 +10,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 from pix2pix.data.images import read_rgb
+from tests.support.http import wait_until_answering
 
 
 def free_port() -> int:
@@ -43,17 +43,7 @@ def test_the_champion_is_served_by_mlflow_and_translates_as_pix2pix_translate(tm
     command = [str(venv_bin / "mlflow"), "models", "serve", "-m", "models:/facades@champion", "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     server = subprocess.Popen(command, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=serve_env)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert server.poll() is None, (tmp_path / "serve.log").read_text()
-            assert time.monotonic() < deadline, "mlflow models serve did not start"
-            time.sleep(0.5)
+        wait_until_answering(f"http://127.0.0.1:{port}/ping", server, tmp_path / "serve.log", timeout=90)
         body = json.dumps({"dataframe_split": {"columns": ["image"], "data": [[base64.b64encode(image.read_bytes()).decode()]]}}).encode()
         request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=60) as response:
