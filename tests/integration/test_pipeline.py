@@ -118,7 +118,7 @@ def test_lr_edit_reruns_that_experiment_only(clone, dvc, edit_params):
     status = dvc("status", cwd=clone).stdout
     assert "train@facades" in status and "train@inpainting" not in status and "download" not in status
     stages = ran_stages(dvc("repro", cwd=clone).stdout)
-    assert stages == {"train@facades", "evaluate@facades", "report@facades", "report_index"}
+    assert stages == {"train@facades", "evaluate@facades", "report@facades", "report_index", "compare"}
 
 
 def test_blank_edit_reruns_blank_and_downstream(clone, dvc, edit_params):
@@ -126,7 +126,7 @@ def test_blank_edit_reruns_blank_and_downstream(clone, dvc, edit_params):
     stages = ran_stages(dvc("repro", cwd=clone).stdout)
     assert stages == {
         "blank_photos", "combine@inpainting", "split@inpainting",
-        "train@inpainting", "evaluate@inpainting", "report@inpainting", "report_index",
+        "train@inpainting", "evaluate@inpainting", "report@inpainting", "report_index", "compare",
     }  # fmt: skip
 
 
@@ -168,7 +168,7 @@ def test_real_data_is_a_params_switch(clone, dvc, edit_params, tmp_path, monkeyp
     finally:
         server.shutdown()
         server.server_close()
-    assert stages == {"download_facades", "split@facades", "train@facades", "evaluate@facades", "report@facades", "report_index"}
+    assert stages == {"download_facades", "split@facades", "train@facades", "evaluate@facades", "report@facades", "report_index", "compare"}
     split = clone / "data" / "split" / "facades"
     assert {name: sorted(p.name for p in (split / name).iterdir()) for name in ("train", "val", "test")} == {
         "train": [f"{i}.jpg" for i in range(1, 7)], "val": ["1.jpg", "2.jpg"], "test": ["1.jpg", "2.jpg", "3.jpg"],

@@ -94,7 +94,7 @@ def test_param_edits_rerun_what_dvc_reruns(clone, dvc, edit_params, snakemake):
     edit_params(clone, lambda p: p["blank"].update(fraction=0.4))
     assert set(job_blocks(snakemake("-n", cwd=clone))) == {
         "blank_photos", "combine@inpainting", "split@inpainting",
-        "train@inpainting", "evaluate@inpainting", "report@inpainting", "report_index", "all",
+        "train@inpainting", "evaluate@inpainting", "report@inpainting", "report_index", "compare", "all",
     }  # fmt: skip
     edit_params(clone, lambda p: p["blank"].update(fraction=0.3))  # back to the recorded value: nothing to do
     assert "Nothing to be done" in snakemake("-n", cwd=clone)
@@ -103,7 +103,7 @@ def test_param_edits_rerun_what_dvc_reruns(clone, dvc, edit_params, snakemake):
     status = dvc("status", cwd=clone).stdout
     assert "train@facades" in status and "train@inpainting" not in status
     jobs = job_blocks(snakemake("-n", cwd=clone))
-    assert set(jobs) == {"train@facades", "evaluate@facades", "report@facades", "report_index", "all"}
+    assert set(jobs) == {"train@facades", "evaluate@facades", "report@facades", "report_index", "compare", "all"}
     assert ".snakemake/dvc/train@facades" in jobs["train@facades"]["reason"]  # its stamp: DVC finds it stale
 
     assert set(job_blocks(snakemake(*LOCAL, cwd=clone))) == set(jobs)
@@ -144,7 +144,7 @@ def test_file_dates_rerun_nothing_content_does_under_both_tools(clone, dvc, expe
     original = library.read_text()
     library.write_text(original + "# an edit\n")
     assert stale() == {f"split@{name}" for name in experiments}
-    assert planned() == {f"{stage}@{name}" for stage in ("split", "train", "evaluate", "report") for name in experiments} | {"report_index"}
+    assert planned() == {f"{stage}@{name}" for stage in ("split", "train", "evaluate", "report") for name in experiments} | {"report_index", "compare"}
     library.write_text(original)  # the recorded content again, under a new date
     assert stale() == planned() == set()
 
@@ -155,7 +155,7 @@ def test_a_stage_that_dvc_reran_is_not_rerun_by_snakemake(clone, dvc, edit_param
     dvc("repro", "--single-item", "download_facades", cwd=clone)
     assert set(json.loads(dvc("status", "--json", cwd=clone).stdout)) == {"split@facades"}
     assert set(job_blocks(snakemake("-n", cwd=clone))) == {
-        "split@facades", "train@facades", "evaluate@facades", "report@facades", "report_index", "all",
+        "split@facades", "train@facades", "evaluate@facades", "report@facades", "report_index", "compare", "all",
     }  # fmt: skip
     edit_params(clone, lambda p: p["data"]["facades"].update(seed=0))
     dvc("repro", "--single-item", "download_facades", cwd=clone)  # the recorded data again
