@@ -5,11 +5,13 @@ Decoding uploads, in-process: tests/unit/test_upload.py.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
 import signal
 import socket
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
