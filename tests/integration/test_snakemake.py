@@ -34,8 +34,10 @@ def job_blocks(output: str) -> dict[str, dict[str, str]]:
     }
 
 
-def first_logged_step(clone: Path, stage: str = "train@facades") -> int:
-    return int(re.search(r"step (\d+)", (clone / "logs" / f"{stage}.log").read_text()).group(1))
+def resumed_from(clone: Path, stage: str = "train@facades") -> int:
+    """The step the job's training said it resumed from (its first line), 0 if it started from scratch."""
+    found = re.search(r"resuming from step (\d+) of", (clone / "logs" / f"{stage}.log").read_text())
+    return int(found.group(1)) if found else 0
 
 
 def test_rules_are_the_stages_of_dvc_yaml(clone, dvc, snakemake, workflow_module):
@@ -107,7 +109,7 @@ def test_param_edits_rerun_what_dvc_reruns(clone, dvc, edit_params, snakemake):
     assert ".snakemake/dvc/train@facades" in jobs["train@facades"]["reason"]  # its stamp: DVC finds it stale
 
     assert set(job_blocks(snakemake(*LOCAL, cwd=clone))) == set(jobs)
-    assert first_logged_step(clone) == 2  # a new job trained from scratch, not on from the old checkpoint
+    assert resumed_from(clone) == 0  # a new job trained from scratch, not on from the old checkpoint
     assert "up to date" in dvc("status", cwd=clone).stdout
     assert not list((clone / ".snakemake" / "resume").iterdir())
 
@@ -197,7 +199,7 @@ def test_a_failed_training_is_retried_and_resumes_from_its_checkpoint(clone, edi
     assert "Trying to restart job" in output
 
     resumed = ckpt.load(checkpoint)
-    assert first_logged_step(clone) > 10  # the retry's log starts after the checkpoint it resumed from
+    assert resumed_from(clone) > 10  # the retry resumed from the checkpoint the killed attempt wrote
     for key in ("generator", "discriminator"):
         assert all(torch.equal(whole[key][name], resumed[key][name]) for name in whole[key]), key
 
