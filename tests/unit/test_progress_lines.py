@@ -68,19 +68,14 @@ def test_a_resumed_training_says_so_first_then_what_it_trains(trained, tiny_conf
     assert progress_lines(trained.resumed.stderr, "epoch") == [(3, 4), (4, 4)]
 
 
-def test_evaluate_and_translate_print_progress_as_they_go(trained, run_cli):
-    evaluated = run_cli(
-        "stages.evaluate", "-i", str(trained.data), "-c", str(trained.run), "-o", str(trained.root / "eval"), "--batch_size", "1",
+@pytest.mark.parametrize(("stage", "label"), [("evaluate", "evaluating"), ("translate", "translating")])
+def test_evaluate_and_translate_print_progress_as_they_go(trained, run_cli, stage, label):
+    ran = run_cli(
+        f"stages.{stage}", "-i", str(trained.data), "-c", str(trained.run), "-o", str(trained.root / stage), "--batch_size", "1",
         env=EVERY_UPDATE, check=True,
     )  # fmt: skip
-    assert_whole_lines(evaluated.stderr)
-    assert progress_lines(evaluated.stderr, "evaluating") == [(1, 4), (2, 4), (3, 4), (4, 4)]
-    translated = run_cli(
-        "stages.translate", "-i", str(trained.data), "-c", str(trained.run), "-o", str(trained.root / "out"), "--batch_size", "1",
-        env=EVERY_UPDATE, check=True,
-    )  # fmt: skip
-    assert_whole_lines(translated.stderr)
-    assert progress_lines(translated.stderr, "translating") == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert_whole_lines(ran.stderr)
+    assert progress_lines(ran.stderr, label) == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
 
 def test_lines_keep_their_cadence_and_the_last_count_is_always_shown(trained, run_cli):
