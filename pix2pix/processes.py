@@ -7,6 +7,7 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 SHELLS = frozenset({"sh", "dash", "bash", "zsh", "ksh", "mksh", "fish"})
@@ -52,7 +53,7 @@ def signal_on_launcher_death(signum: int, poll_seconds: float = 0.5) -> None:
 
 def _name(pid: int) -> str | None:
     try:
-        return open(f"/proc/{pid}/comm").read().strip()
+        return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return None
 
@@ -60,7 +61,7 @@ def _name(pid: int) -> str | None:
 def _parent_of(pid: int) -> int | None:
     """The parent PID of ``pid`` from /proc (None once it is gone)."""
     try:
-        stat = open(f"/proc/{pid}/stat").read()
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     return int(stat.rpartition(")")[2].split()[1])
