@@ -12,11 +12,14 @@ params.yaml: they accept or refuse the file but change no output.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout, or site-packages for an installed wheel
 PACKAGES = ("pix2pix", "stages")  # the repo's own code; a dep under one of them is a code dep
-READS = {"pix2pix/apps/pages.py": ("pix2pix/apps/templates",)}  # read at run time (Jinja2's PackageLoader): no import shows them
+TEMPLATES = "pix2pix/apps/templates"  # read at run time by name (Jinja2's PackageLoader): no import shows them
+TEMPLATE = "<template>"  # the module of a use that names a file of TEMPLATES
+INLINE = "inline_file"  # the templates' own function that reads another file of TEMPLATES (pix2pix/apps/pages.py)
 LAB_CODE = "pix2pix/color.py"  # run only by experiments with lab_colorization
 
 
@@ -38,7 +41,8 @@ class Module:
     """A file's uses split by when they run: its module-level code's, and each top-level def's or class's.
 
     A use is a module to import (module, "") or everything in one (module, ALL), a def or class of
-    another module that the code names (module, name), or one of this module's own (None, name).
+    another module that the code names (module, name), one of this module's own (None, name), or a
+    template the code names as a string, (TEMPLATE, file name).
     """
 
     def __init__(self, path: str):
@@ -74,6 +78,8 @@ class Module:
                 uses.append((None, node.id))
             elif isinstance(node, ast.Name) and node.id in self.imported:
                 uses.append(self.imported[node.id])
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in template_names():
+                uses.append((TEMPLATE, node.value))
         return uses
 
 
@@ -86,9 +92,13 @@ def code(module: str) -> set[str]:
     """
     parsed: dict[str, Module] = {}
     done: set[tuple[str, str]] = set()
+    templates: set[str] = set()
     todo: list[tuple[str, str]] = [(module, ALL)]
     while todo:
         name, key = todo.pop()
+        if name == TEMPLATE:
+            templates.add(key)
+            continue
         if key not in ("", ALL) and module_path(f"{name}.{key}"):  # from package import module
             name, key = f"{name}.{key}", ALL
         path = module_path(name)
@@ -105,8 +115,35 @@ def code(module: str) -> set[str]:
             continue
         uses = source.module_code if key == "" else source.units.get(key, [])  # a module-level value: in its module code
         todo += [(name if imported is None else imported, attribute) for imported, attribute in uses]
-    files = {path for path, _ in done}
-    return files | {read for path in files for read in READS.get(path, ())}
+    return {path for path, _ in done} | {f"{TEMPLATES}/{name}" for name in template_closure(templates)}
+
+
+@functools.cache
+def template_names() -> frozenset[str]:
+    folder = ROOT / TEMPLATES
+    return frozenset(path.name for path in folder.iterdir() if path.is_file()) if folder.is_dir() else frozenset()
+
+
+def template_closure(names: set[str]) -> set[str]:
+    """``names`` and every file of TEMPLATES they extend, include or inline, however deep."""
+    import jinja2
+    from jinja2 import meta, nodes
+
+    environment = jinja2.Environment()
+    found, todo = set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        found.add(name)
+        tree = environment.parse((ROOT / TEMPLATES / name).read_text())
+        todo += [referenced for referenced in meta.find_referenced_templates(tree) if referenced]
+        todo += [
+            call.args[0].value
+            for call in tree.find_all(nodes.Call)
+            if isinstance(call.node, nodes.Name) and call.node.name == INLINE and call.args and isinstance(call.args[0], nodes.Const)
+        ]
+    return found
 
 
 def experiment_code(module: str, lab_colorization: bool) -> set[str]:

@@ -327,7 +327,7 @@ def build_report(
             "rows": [[name, quote(f"images/{name}"), *values] for name, values in table.rows],
         }
         html = _render(
-            "report",
+            "report.html.j2",
             title=experiment_name,
             eval_dir=str(eval_dir),
             run_dir=str(run_dir) if run_dir else None,
@@ -382,7 +382,7 @@ def build_cgan_report(experiment_name: str, run_dir: Path, output_dir: Path) -> 
         losses = run_dir / "losses.csv"
         has_plot = losses.is_file() and plot_losses(losses, staging / "losses.png")
         html = _render(
-            "cgan",
+            "cgan.html.j2",
             title=experiment_name,
             run_dir=str(run_dir),
             comparison=compare_with_baselines(summary, run_dir / "metrics.json"),
@@ -409,7 +409,7 @@ def build_index(experiments: Sequence[tuple[str, str, dict]], output_path: Path)
         }
         for name, report_dir, metrics in experiments
     ]
-    html = _render("index", title="pix2pix experiments", rows=rows)
+    html = _render("index.html.j2", title="pix2pix experiments", rows=rows)
     atomic_write_text(Path(output_path), html)
 
 
@@ -420,4 +420,4 @@ def _option_text(value) -> str:
 def _render(template: str, **context) -> str:
     """A report page; its CSP lets only our own pager script run and loads nothing remote."""
     policy = content_security_policy(scripts=[packaged_text("pager.js")])
-    return render(f"{template}.html.j2", policy=policy, **context)
+    return render(template, policy=policy, **context)

@@ -41,9 +41,14 @@ def test_walk_follows_lazy_imports_from_the_stage_module_only(workflow_module):
 def test_lab_code_and_templates_are_deps_of_their_stages_only(repo_root, workflow_module):
     stages = workflow_module("graph").load(repo_root).stages
     lab = {name for name, stage in stages.items() if "pix2pix/color.py" in stage.deps}
-    templates = {name for name, stage in stages.items() if "pix2pix/apps/templates" in stage.deps}
+    def using(template: str) -> set[str]:
+        return {name for name, stage in stages.items() if f"pix2pix/apps/templates/{template}" in stage.deps}
+
     assert lab == {"train@colorization", "evaluate@colorization"}
-    assert templates == {name for name in stages if name.startswith("report")} | {"compare"}
+    reports = {name for name in stages if name.startswith("report")}
+    assert using("report.css") == reports | {"compare"}  # base.html.j2 inlines it: compare's page extends base
+    assert using("pager.js") == reports and using("compare.js") == {"compare"}
+    assert not using("demo.js")  # the demo server's page: no stage renders it
 
 
 def test_a_checkpoint_digests_exactly_the_code_dvc_reruns_its_training_for(repo_root, workflow_module):
@@ -82,3 +87,10 @@ def test_editing_code_training_does_not_run_leaves_the_digest_as_it_is(repo_root
     with open(tmp_path / "pix2pix/train/loop.py", "a") as handle:
         handle.write("# edited\n")
     assert digest() != before
+
+
+def test_walk_finds_the_templates_a_command_names_and_what_they_extend_include_and_inline():
+    templates = {path.rpartition("/")[2] for path in code("stages.serve") if path.startswith("pix2pix/apps/templates/")}
+    assert templates == {"demo.html.j2", "demo.css", "demo.js"}  # named in serve.py; inlined by demo.html.j2
+    compare = {path.rpartition("/")[2] for path in code("stages.compare") if path.startswith("pix2pix/apps/templates/")}
+    assert {"compare.html.j2", "base.html.j2", "report.css", "compare.css", "compare.js"} == compare  # extends base, which inlines report.css
