@@ -163,7 +163,7 @@ def run_tracked(
 
         def on_plan(plan: RunPlan) -> None:
             networks = ", ".join(f"{name} {count:,}" for name, count in plan.parameters.items())
-            processes = f" x {plan.processes} processes" if plan.processes > 1 else ""
+            processes = f" x {plan.processes} processes (DDP over {plan.backend})" if plan.backend else ""
             loading.close()
             loading.note(
                 f"{output_dir}: {plan.images} images, {plan.total_steps} steps ({plan.steps_per_epoch} per epoch); "

@@ -1,7 +1,9 @@
 """Data-parallel training under ``torchrun``: one process per GPU (or CPU slot), DDP averages gradients.
 
-torchrun sets RANK, WORLD_SIZE and LOCAL_RANK. Without them (a plain ``pix2pix train``) there is a
-single process and every helper here is a no-op, so single-process training is unchanged.
+torchrun sets RANK, WORLD_SIZE, LOCAL_RANK and the rendezvous address. Without them (a plain
+``pix2pix train``) there is a single process and every helper here is a no-op, so single-process
+training is unchanged. Under torchrun the processes join a group even when there is one
+(``--nproc_per_node 1``): the DDP and NCCL code a cluster job runs then runs on one GPU too.
 Each process takes ``batch_size`` images per step from its shard of the epoch plan, so the
 global batch is ``batch_size * world_size``. All processes seed alike and draw the same random
 numbers in step, so rank 0's RNG state in the checkpoint resumes every rank exactly.
@@ -26,6 +28,7 @@ class Group:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    distributed: bool = False  # started by torchrun: in a process group, networks wrapped in DDP
 
     @property
     def main(self) -> bool:
@@ -34,7 +37,7 @@ class Group:
 
     def wrap(self, module: nn.Module) -> nn.Module:
         """The module whose backward averages gradients over all processes (itself when alone)."""
-        if self.world_size == 1:
+        if not self.distributed:
             return module
         device = next(module.parameters()).device
         return nn.parallel.DistributedDataParallel(module, device_ids=[device] if device.type == "cuda" else None)
@@ -44,7 +47,7 @@ class Group:
 
         Every rank has to stop at the same step: one left alone in a collective would hang.
         """
-        if self.world_size == 1:
+        if not self.distributed:
             return {name: float(value) for name, value in losses.items()}, stop
         device = next(iter(losses.values())).device
         values = torch.stack([*losses.values(), torch.tensor(float(stop), device=device)])
@@ -52,14 +55,21 @@ class Group:
         means = (values[:-1] / self.world_size).tolist()
         return dict(zip(losses, means)), bool(values[-1] > 0)
 
+    @property
+    def backend(self) -> str | None:
+        """The process group's backend (nccl, gloo), None outside one."""
+        return dist.get_backend() if self.distributed else None
+
     def barrier(self) -> None:
-        if self.world_size > 1:
+        if self.distributed:
             dist.barrier()
 
 
 def from_environment() -> Group:
     """The group torchrun describes in the environment (a single process without it)."""
-    return Group(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0)))
+    environment = os.environ
+    launched = {"WORLD_SIZE", "MASTER_ADDR"} <= environment.keys()
+    return Group(int(environment.get("RANK", 0)), int(environment.get("WORLD_SIZE", 1)), int(environment.get("LOCAL_RANK", 0)), launched)
 
 
 @contextlib.contextmanager
@@ -69,7 +79,7 @@ def session(device: torch.device) -> Iterator[tuple[Group, torch.device]]:
     gloo on CPU, nccl on GPU; every process takes the GPU of its local rank.
     """
     group = from_environment()
-    if group.world_size == 1:
+    if not group.distributed:
         yield group, device
         return
     if device.type == "cuda":

@@ -79,6 +79,7 @@ class RunPlan:
     parameters: dict[str, int]  # per network: G, D
     device: str
     processes: int
+    backend: str | None  # the process group's (nccl, gloo) under torchrun, else None
 
 
 @dataclass
@@ -319,7 +320,7 @@ def fit(
             atomic_write_text(output_dir / "options.json", config.model_dump_json(indent=2) + "\n")
         if callbacks.on_plan:
             parameters = {name: sum(p.numel() for p in network.parameters()) for name, network in (("G", model.generator), ("D", model.discriminator))}
-            callbacks.on_plan(RunPlan(items, total_steps, steps_per_epoch, parameters, str(model.device), group.world_size))
+            callbacks.on_plan(RunPlan(items, total_steps, steps_per_epoch, parameters, str(model.device), group.world_size, group.backend))
         if callbacks.on_start:
             callbacks.on_start(step, total_steps)
 

@@ -124,7 +124,7 @@ class Pix2Pix:
         self.scheduler_g = torch.optim.lr_scheduler.LambdaLR(self.optimizer_g, lambda e: config.lr_factor(e))
         self.scheduler_d = torch.optim.lr_scheduler.LambdaLR(self.optimizer_d, lambda e: config.lr_factor(e))
         # Only G's: D's gradients are 5 % of G's and freed before G's backward pass.
-        use_early_steps = early_steps and not self.scaler.is_enabled() and group.world_size == 1
+        use_early_steps = early_steps and not self.scaler.is_enabled() and not group.distributed
         self._early_steps_g = EarlySteps(self.optimizer_g, self.generator.parameters()) if use_early_steps else None
 
     def train_step(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -73,10 +73,10 @@ def test_two_processes_average_to_the_single_process_gradient(tmp_path, ddp_conf
 
 @pytest.fixture
 def torchrun(repo_root, tiny_args):
-    def torchrun(data: Path, out: Path, *extra: str) -> subprocess.Popen:
-        """`pix2pix train` as two gloo processes on 127.0.0.1, started by torchrun."""
+    def torchrun(data: Path, out: Path, *extra: str, processes: int = 2) -> subprocess.Popen:
+        """`pix2pix train` as gloo processes (two by default) on 127.0.0.1, started by torchrun."""
         command = [
-            sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+            sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(processes),
             "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
             "-m", "stages.train", "--input_dir", str(data), "--output_dir", str(out), *tiny_args, "--seed", "1", "--log_freq", "1", *extra,
         ]  # fmt: skip
@@ -86,9 +86,24 @@ def torchrun(repo_root, tiny_args):
     return torchrun
 
 
-def succeeds(process: subprocess.Popen) -> None:
+def succeeds(process: subprocess.Popen) -> str:
+    """The process's stderr, once it has ended well."""
     stdout, stderr = process.communicate(timeout=300)
     assert process.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    return stderr
+
+
+def test_one_torchrun_process_runs_ddp_and_trains_as_a_plain_run(tmp_path, make_pairs, torchrun, repo_root, tiny_args):
+    """`--nproc_per_node 1`, as on a one-GPU node: the process joins a group and its networks go through DDP
+    (all-reduce included), which changes nothing in a run of one process."""
+    data = make_pairs(tmp_path / "data", count=5)
+    stderr = succeeds(torchrun(data, tmp_path / "ddp", "--max_steps", "4", processes=1))
+    assert "x 1 processes (DDP over gloo)" in stderr
+    plain = [sys.executable, "-m", "stages.train", "--input_dir", str(data), "--output_dir", str(tmp_path / "plain"), *tiny_args, "--seed", "1", "--log_freq", "1", "--max_steps", "4"]
+    run = subprocess.run(plain, cwd=repo_root, env={**os.environ, "PYTHONPATH": str(repo_root), "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and "DDP" not in run.stderr, run.stderr[-3000:]
+    ddp, alone = (ckpt.load(tmp_path / name / ckpt.GENERATOR_NAME)["generator"] for name in ("ddp", "plain"))
+    assert all(torch.equal(ddp[name], alone[name]) for name in alone)
 
 
 def test_resumed_ddp_run_equals_an_uninterrupted_one(tmp_path, make_pairs, torchrun):
