@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from pix2pix.apps.report import write_summary
 
 
 def make_run(
     folder: Path, random_png, l1: float = 0.2, psnr: float = 20.0, names=("img0", "img1", "img2"), input_seed: int = 0, size: int = 32
 ) -> Path:
     """A results folder: images/NAME-{inputs,outputs,targets}.png, metrics.csv (per-image l1 and psnr around the
-    means given) and metrics.json with directions and an identity baseline. Inputs come from ``input_seed``."""
+    means given), metrics.json and evaluation.json with directions and an identity baseline. Inputs come from ``input_seed``."""
     (folder / "images").mkdir(parents=True)
     rows = []
     for index, name in enumerate(names):
@@ -23,5 +24,5 @@ def make_run(
         "directions": {"l1": "lower", "psnr": "higher"},
         "baselines": {"identity": {"l1": 0.5, "psnr": 10.0}},
     }  # fmt: skip
-    (folder / "metrics.json").write_text(json.dumps(summary), encoding="utf-8")
+    write_summary(folder, summary)
     return folder
