@@ -38,8 +38,8 @@ def report(
         build_cgan_report,
         build_index,
         build_report,
-        read_summary,
     )
+    from pix2pix.infer.summary import read_summary
 
     if index is not None:
         if any(value is not None for value in (eval_dir, output_dir, run_dir, name)):

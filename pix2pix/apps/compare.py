@@ -24,9 +24,10 @@ from urllib.parse import quote
 from PIL import Image
 
 from pix2pix.apps.pages import content_security_policy, packaged_text, render
-from pix2pix.apps.report import BETTER, MetricsTable, compare_with_baselines, context_file, link_or_copy, read_metrics_table, read_summary
+from pix2pix.apps.report import BETTER, MetricsTable, compare_with_baselines, link_or_copy, read_metrics_table
 from pix2pix.errors import UserError
 from pix2pix.files import atomic_directory, atomic_write_text
+from pix2pix.infer.summary import context_file, read_summary
 from pix2pix.train.loop import SAMPLE_NAME, SAMPLES_DIR
 
 ZOOMS = (1, 2, 4, 8)
@@ -38,7 +39,7 @@ class Run:
 
     name: str
     results_dir: Path
-    summary: dict  # metrics.json and evaluation.json (report.read_summary)
+    summary: dict  # metrics.json and evaluation.json (pix2pix.infer.summary.read_summary)
     table: MetricsTable  # metrics.csv
     samples: list[tuple[int, Path]] = field(default_factory=list)  # (step, grid), by step
     source: str = ""  # where the page says the run comes from

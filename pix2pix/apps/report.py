@@ -27,6 +27,7 @@ from urllib.parse import quote
 from pix2pix.apps.pages import content_security_policy, packaged_text, render
 from pix2pix.errors import UserError
 from pix2pix.files import atomic_directory, atomic_write_text, check_output_separate
+from pix2pix.infer.summary import context_file, is_number, read_json, read_summary, write_summary
 
 IMAGE_KINDS = ("inputs", "outputs", "targets")
 # The adversarial terms every run logs (pix2pix and cGAN); its other loss columns get a panel of their own.
@@ -34,9 +35,6 @@ ADVERSARIAL = ("G_GAN", "D_real", "D_fake")
 NOT_LOSSES = ("step", "epoch", "lr")
 NOT_METRICS = ("step", "epoch")  # val.csv's columns that are not scores
 BOOKKEEPING = ("count", "eval_mode")  # numbers in metrics.json that are not metrics
-# An evaluation's summary in two files: the headline numbers (means and count), one `dvc metrics show` column each,
-# and what they are read against (eval mode, directions, baselines, a hint model's curve), which would add dozens.
-METRICS_FILE, EVALUATION_FILE = "metrics.json", "evaluation.json"
 BETTER = {"lower": "↓ lower is better", "higher": "↑ higher is better"}
 # The cGAN's metrics.json (written by training) holds numbers alone; its report adds what they mean.
 CGAN_DIRECTIONS = {"conditioning_accuracy": "higher", "diversity": "higher"}
@@ -78,46 +76,6 @@ def read_metrics_table(path: Path) -> MetricsTable:
     except (UnicodeDecodeError, csv.Error) as exc:
         raise UserError(f"{path}: {exc}") from None
     return MetricsTable(header[1:], rows)
-
-
-def read_json(path: Path) -> dict:
-    """A JSON object from ``path``; missing or malformed is a UserError naming the file."""
-    try:
-        value = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: not found") from None
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise UserError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise UserError(f"{path}: expected a JSON object")
-    return value
-
-
-def write_summary(folder: Path, summary: dict) -> None:
-    """Write ``summary`` (what ``pix2pix.infer.evaluate.evaluate`` returns) to ``folder``: its numbers to
-    metrics.json, the rest to evaluation.json, each atomically."""
-    headline = {key: value for key, value in summary.items() if _is_number(value)}
-    context = {key: value for key, value in summary.items() if key not in headline}
-    atomic_write_text(Path(folder) / METRICS_FILE, json.dumps(headline, indent=2) + "\n")
-    atomic_write_text(Path(folder) / EVALUATION_FILE, json.dumps(context, indent=2) + "\n")
-
-
-def context_file(folder: Path) -> Path:
-    """The file of a results or report folder that holds its directions and baselines (what errors about them
-    name): evaluation.json, or in a folder without one (an older evaluation) metrics.json."""
-    evaluation = Path(folder) / EVALUATION_FILE
-    return evaluation if evaluation.is_file() else Path(folder) / METRICS_FILE
-
-
-def read_summary(folder: Path) -> dict:
-    """``write_summary``'s two files read back as one summary; an older evaluation's metrics.json alone holds it all."""
-    summary, context = read_json(Path(folder) / METRICS_FILE), context_file(folder)
-    if context.name == EVALUATION_FILE:
-        details = read_json(context)
-        if repeated := sorted(summary.keys() & details.keys()):
-            raise UserError(f"{context}: {', '.join(map(repr, repeated))} also in {METRICS_FILE}: each key belongs in one of them")
-        summary.update(details)
-    return summary
 
 
 def link_or_copy(source: Path, target: Path) -> None:
@@ -214,7 +172,7 @@ def plot_hint_curve(summary: dict, source: Path, output_png: Path) -> None:
     try:
         counts, directions = curve["counts"], curve["directions"]
         well_formed = bool(counts) and all(isinstance(count, int) for count in counts) and all(
-            direction in BETTER and len(curve[metric]) == len(counts) and all(map(_is_number, curve[metric]))
+            direction in BETTER and len(curve[metric]) == len(counts) and all(map(is_number, curve[metric]))
             for metric, direction in directions.items()
         )
     except (TypeError, KeyError, AttributeError):
@@ -226,7 +184,7 @@ def plot_hint_curve(summary: dict, source: Path, output_png: Path) -> None:
     FigureCanvasAgg(figure)
     for axes, (metric, direction) in zip(figure.subplots(1, len(directions), squeeze=False)[0], directions.items()):
         axes.plot(counts, curve[metric], marker="o", lw=1.6, label="model")
-        if _is_number(grey.get(metric)):
+        if is_number(grey.get(metric)):
             axes.axhline(grey[metric], color="grey", ls="--", lw=1.2, label="grey baseline")
         axes.set_xscale("symlog", linthresh=1)
         axes.set_xticks(counts, [str(count) for count in counts])
@@ -264,12 +222,12 @@ def compare_with_baselines(summary: dict, source: Path) -> Comparison:
     if not isinstance(directions, dict) or not all(value in BETTER for value in directions.values()):
         raise UserError(f"{source}: 'directions' must map each metric to \"lower\" or \"higher\"")
     if not isinstance(baselines, dict) or not all(
-        isinstance(scores, dict) and all(_is_number(value) for value in scores.values()) for scores in baselines.values()
+        isinstance(scores, dict) and all(is_number(value) for value in scores.values()) for scores in baselines.values()
     ):
         raise UserError(f"{source}: 'baselines' must map each baseline to {{metric: number}}")
     metrics, verdicts = [], {name: (0, 0) for name in baselines}
     for name, value in summary.items():
-        if name in BOOKKEEPING or not _is_number(value):
+        if name in BOOKKEEPING or not is_number(value):
             continue
         direction = directions.get(name)
         row = {"name": name, "better": BETTER.get(direction, ""), "value": value, "baselines": {}}
@@ -283,10 +241,6 @@ def compare_with_baselines(summary: dict, source: Path) -> Comparison:
                 verdicts[baseline] = (won + beaten, compared + 1)
         metrics.append(row)
     return Comparison(metrics, verdicts)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def metric_summary(table: MetricsTable, means: dict) -> list[dict]:
@@ -399,7 +353,7 @@ def build_cgan_report(experiment_name: str, run_dir: Path, output_dir: Path) -> 
         raise UserError(f"{grid}: no final sample grid (run `pix2pix cgan train` to the end first)")
     check_output_separate(output_dir, [run_dir])
     metrics = read_json(run_dir / "metrics.json")
-    headline = {key: value for key, value in metrics.items() if _is_number(value)}
+    headline = {key: value for key, value in metrics.items() if is_number(value)}
     summary = {
         **headline,
         "directions": {key: CGAN_DIRECTIONS[key] for key in headline if key in CGAN_DIRECTIONS},

@@ -20,11 +20,11 @@ from PIL import Image
 from torch import nn
 from torch.nn import functional as F
 
-from pix2pix.apps.report import write_summary
 from pix2pix.data.dataset import load_eval_pair
 from pix2pix.data.hints import CURVE_COUNTS, simulate_hints
 from pix2pix.data.images import open_rgb, save_image
 from pix2pix.files import atomic_write_text, check_unique_outputs
+from pix2pix.infer.summary import write_summary
 from pix2pix.nn.device import Acceleration
 from pix2pix.nn.networks import replace_batch_norms
 from pix2pix.prep.imageops import default_workers
@@ -146,7 +146,7 @@ def evaluate(
     mean_target: np.ndarray | None = None,
 ) -> dict:
     """Write ``images/NAME-{inputs,outputs,targets}.png``, ``metrics.csv``, ``metrics.json`` and ``evaluation.json``;
-    returns the summary the two JSON files hold together (``pix2pix.apps.report.write_summary``).
+    returns the summary the two JSON files hold together (``pix2pix.infer.summary``).
 
     metrics.json holds the mean of each metric over all images and ``count``; evaluation.json ``eval_mode``,
     ``directions`` (``lower`` or ``higher`` is better, per metric) and ``baselines``: the same

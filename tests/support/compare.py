@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pix2pix.apps.report import write_summary
+from pix2pix.infer.summary import write_summary
 
 
 def make_run(

@@ -19,10 +19,11 @@ from PIL import Image
 from torch import nn
 
 from pix2pix import checkpoint as ckpt
-from pix2pix.apps.report import build_index, build_report, compare_with_baselines, read_summary, write_summary
+from pix2pix.apps.report import build_index, build_report, compare_with_baselines
 from pix2pix.data.images import list_images
 from pix2pix.errors import UserError
 from pix2pix.infer.evaluate import evaluate, mean_target_image
+from pix2pix.infer.summary import read_summary, write_summary
 from pix2pix.nn.networks import build_generator
 from pix2pix.task import Task
 from pix2pix.train.config import TrainConfig

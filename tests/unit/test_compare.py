@@ -119,7 +119,7 @@ def test_train_keeps_sample_grids_in_its_run_folder_across_a_resume(tmp_path, pa
 
 
 def test_an_evaluation_logged_to_mlflow_is_compared_by_its_run_id(tmp_path, random_png, monkeypatch, run_cli, assert_user_error):
-    from pix2pix.apps.report import read_summary
+    from pix2pix.infer.summary import read_summary
     from stages.tracking import MARKER, RUN_DIR_TAG, connect, evaluation_metrics, latest_run, log_evaluation, run_tags
 
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
