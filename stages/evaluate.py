@@ -1,8 +1,9 @@
 """`pix2pix evaluate` (alias `test`): translate a folder with a trained model and score it.
 
-Writes RES/images/NAME-{inputs,outputs,targets}.png, RES/metrics.csv (a row per image) and
-RES/metrics.json (means, which way each metric is better, and the same means for trivial
-baselines). The whole folder appears at once, when everything is written.
+Writes RES/images/NAME-{inputs,outputs,targets}.png, RES/metrics.csv (a row per image),
+RES/metrics.json (the means: what `dvc metrics show` lists) and RES/evaluation.json (which way
+each metric is better, and the same means for trivial baselines). The whole folder appears at
+once, when everything is written.
 """
 
 from __future__ import annotations

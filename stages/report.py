@@ -38,8 +38,8 @@ def report(
         build_cgan_report,
         build_index,
         build_report,
-        read_json,
     )
+    from pix2pix.infer.summary import read_summary
 
     if index is not None:
         if any(value is not None for value in (eval_dir, output_dir, run_dir, name)):
@@ -52,7 +52,7 @@ def report(
             if not label or not folder:
                 raise fail(f"--experiment {spec!r}: expected NAME=REPORT_DIR")
             relative = os.path.relpath(folder, index.resolve().parent)
-            rows.append((label, relative, read_json(Path(folder) / "metrics.json")))
+            rows.append((label, relative, read_summary(Path(folder))))
         build_index(rows, index)
         typer.echo(f"{len(rows)} experiments -> {index}")
         return

@@ -29,7 +29,7 @@ RUN_DIR_TAG = "pix2pix.run_dir"
 DVC_EXPERIMENT_TAG = "pix2pix.dvc_experiment"
 ERROR_TAG = "pix2pix.error"
 FLUSH_EVERY = 50  # steps per batched write: one DB transaction each
-EVALUATION_ARTIFACTS = "evaluation"  # a run's artifacts: the results folder of `pix2pix evaluate` (images/, metrics.*)
+EVALUATION_ARTIFACTS = "evaluation"  # a run's artifacts: the results folder of `pix2pix evaluate` (images/, metrics.*, evaluation.json)
 # MLflow's own names (mlflow.utils.mlflow_tags and its UI's experiment kinds), not imported: mlflow loads lazily
 SOURCE_NAME_TAG, SOURCE_TYPE_TAG, GIT_COMMIT_TAG = "mlflow.source.name", "mlflow.source.type", "mlflow.source.git.commit"
 EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
@@ -286,7 +286,7 @@ class TrainingTracker:
 
 
 def evaluation_metrics(summary: dict) -> dict[str, float]:
-    """The MLflow metrics of an evaluation's metrics.json ``summary``: ``eval_l1``... for the model,
+    """The MLflow metrics of an evaluation's ``summary`` (what evaluate returns): ``eval_l1``... for the model,
     ``baseline_identity_l1``... for its baselines, ``eval_hints_10_psnr``... for a hint model's curve (flat names:
     MLflow metrics are numbers, not trees)."""
     metrics = {f"eval_{metric}": summary[metric] for metric in summary["directions"]}
@@ -299,14 +299,14 @@ def evaluation_metrics(summary: dict) -> dict[str, float]:
 
 
 def log_evaluation(run_dir: Path, summary: dict, results_dir: Path, params: dict) -> bool:
-    """Add ``params`` (evaluate's options), the ``evaluation_metrics`` of ``summary`` (what evaluate writes to
-    metrics.json) and the results folder (images, metrics.csv and metrics.json: what `pix2pix compare --mlflow-run`
+    """Add ``params`` (evaluate's options), the ``evaluation_metrics`` of ``summary`` (what evaluate returns) and
+    the results folder (images, metrics.csv, metrics.json, evaluation.json: what `pix2pix compare --mlflow-run`
     shows) to the latest run of the training in ``run_dir``, if it was tracked. A run that cannot be found (another
     machine or store), or that holds an evaluation made with other options (MLflow params cannot change), gets a new one."""
     marker = Path(run_dir) / MARKER
     if not marker.exists():
         return False
-    from mlflow.entities import Param
+    from mlflow.entities import Metric, Param
 
     mlflow = connect()
     client = mlflow.MlflowClient()
@@ -324,9 +324,10 @@ def log_evaluation(run_dir: Path, summary: dict, results_dir: Path, params: dict
     if new_run:
         run = create_run(mlflow, experiment, tags)
     run_id = run.info.run_id
-    client.log_batch(run_id, params=[Param(key, value) for key, value in flat.items()])
-    for key, value in evaluation_metrics(summary).items():  # through the client: the training run's status stays as it is
-        client.log_metric(run_id, key, value)
+    timestamp = int(mlflow.utils.time.get_current_time_millis())
+    metrics = [Metric(key, float(value), timestamp, 0) for key, value in evaluation_metrics(summary).items()]
+    # one batch, through the client: the training run's status stays as it is
+    client.log_batch(run_id, metrics=metrics, params=[Param(key, value) for key, value in flat.items()])
     client.log_artifacts(run_id, str(results_dir), artifact_path=EVALUATION_ARTIFACTS)
     if new_run:
         client.set_terminated(run_id)

@@ -1,7 +1,7 @@
 """One static page comparing runs as images: the same validation inputs side by side, a column per run.
 
 Each run is the results folder of ``pix2pix evaluate`` (images/NAME-{inputs,outputs,targets}.png,
-metrics.csv, metrics.json) and, optionally, its training run folder, whose ``samples/step_*.png``
+metrics.csv, metrics.json, evaluation.json) and, optionally, its training run folder, whose ``samples/step_*.png``
 (written by `pix2pix train`) the page replays with a step slider. Runs evaluated on the same
 inputs (the same names and bytes) share a table: its columns are the runs, ordered by a metric
 in its own direction, then the target and the input baseline (the input itself, scored by evaluate
@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -24,9 +24,10 @@ from urllib.parse import quote
 from PIL import Image
 
 from pix2pix.apps.pages import content_security_policy, packaged_text, render
-from pix2pix.apps.report import BETTER, MetricsTable, compare_with_baselines, link_or_copy, read_json, read_metrics_table
+from pix2pix.apps.report import BETTER, MetricsTable, compare_with_baselines, link_or_copy, read_metrics_table
 from pix2pix.errors import UserError
 from pix2pix.files import atomic_directory, atomic_write_text
+from pix2pix.infer.summary import context_file, read_summary
 from pix2pix.train.loop import SAMPLE_NAME, SAMPLES_DIR
 
 ZOOMS = (1, 2, 4, 8)
@@ -38,7 +39,7 @@ class Run:
 
     name: str
     results_dir: Path
-    summary: dict  # metrics.json
+    summary: dict  # metrics.json and evaluation.json (pix2pix.infer.summary.read_summary)
     table: MetricsTable  # metrics.csv
     samples: list[tuple[int, Path]] = field(default_factory=list)  # (step, grid), by step
     source: str = ""  # where the page says the run comes from
@@ -65,13 +66,13 @@ def check_run_folders(results_dir: Path, run_dir: Path | None = None) -> None:
 
 
 def read_run(name: str, results_dir: Path, run_dir: Path | None = None, source: str | None = None) -> Run:
-    """Read and check one run: metrics.csv, metrics.json (with directions), every image it lists, its sample grids.
+    """Read and check one run: metrics.csv, its summary (with directions), every image it lists, its sample grids.
     ``source`` is where the page says it comes from (default: ``results_dir``)."""
     results_dir = Path(results_dir)
     check_run_folders(results_dir, run_dir)
     table = read_metrics_table(results_dir / "metrics.csv")
-    summary = read_json(results_dir / "metrics.json")
-    compare_with_baselines(summary, results_dir / "metrics.json")  # refuses malformed directions and baselines
+    summary = read_summary(results_dir)
+    compare_with_baselines(summary, context_file(results_dir))  # refuses malformed directions and baselines
     run = Run(name, results_dir, summary, table, source=source or str(results_dir))
     for image in run.names():
         for kind in ("inputs", "outputs", "targets"):
@@ -84,7 +85,7 @@ def read_run(name: str, results_dir: Path, run_dir: Path | None = None, source: 
     return run
 
 
-def inputs_digest(run: Run) -> str:
+def input_images_digest(run: Run) -> str:
     """What puts runs in one table: the names and bytes of their input images."""
     digest = hashlib.sha256()
     for name in sorted(run.names()):
@@ -93,7 +94,7 @@ def inputs_digest(run: Run) -> str:
 
 
 def metric_directions(runs: Sequence[Run]) -> dict[str, str]:
-    """Every metric whose direction a run's metrics.json gives, in first-seen order, with that direction."""
+    """Every metric whose direction a run's summary gives, in first-seen order, with that direction."""
     directions: dict[str, str] = {}
     for run in runs:
         for metric, direction in run.summary.get("directions", {}).items():
@@ -114,15 +115,22 @@ def ranked(runs: Sequence[Run], indices: Sequence[int], metric: str, direction: 
 
 
 def input_baseline(summary: dict) -> str | None:
-    """The baseline of a metrics.json scored on the input image itself (evaluate's ``input_baseline``: identity or
+    """The baseline of a summary scored on the input image itself (evaluate's ``input_baseline``: identity or
     grey), the one baseline whose image a results folder holds; the ``mean`` image is not kept."""
     return next((name for name in summary.get("baselines", {}) if name != "mean"), None)
 
 
-def build_comparison(runs: Sequence[Run], output_html: Path, sort_by: str | None = None, title: str = "pix2pix runs compared") -> None:
+def build_comparison(
+    runs: Sequence[Run],
+    output_html: Path,
+    sort_by: str | None = None,
+    title: str = "pix2pix runs compared",
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
     """Write ``output_html`` and its ``files_folder``: the folder is replaced as a whole, then the page written.
 
     ``sort_by`` (a metric) orders each table's run columns, best first; by default they stay as given.
+    ``progress(done, total)`` after each image linked (or copied) into the folder.
     """
     if not runs:
         raise UserError("no runs to compare")
@@ -132,11 +140,17 @@ def build_comparison(runs: Sequence[Run], output_html: Path, sort_by: str | None
         raise UserError(f"--sort-by {sort_by!r}: not a metric of these runs (they have: {', '.join(directions) or 'none'})")
     grouped: dict[str, list[int]] = {}
     for index, run in enumerate(runs):
-        grouped.setdefault(inputs_digest(run), []).append(index)
+        grouped.setdefault(input_images_digest(run), []).append(index)
     files = files_folder(output_html)
+    links: list[tuple[Path, str]] = []  # (image, its path in the folder), linked in at the end
+    groups = [_group(runs, members, number, directions, sort_by, links, files.name) for number, members in enumerate(grouped.values())]
+    frames = [_frames(run, index, links, files.name) for index, run in enumerate(runs)]
     with atomic_directory(files) as staging:
-        groups = [_group(runs, members, number, directions, sort_by, staging, files.name) for number, members in enumerate(grouped.values())]
-        frames = [_frames(run, index, staging, files.name) for index, run in enumerate(runs)]
+        for done, (source, target) in enumerate(links, 1):
+            (staging / target).parent.mkdir(parents=True, exist_ok=True)
+            link_or_copy(source, staging / target)
+            if progress:
+                progress(done, len(links))
     steps = sorted({step for run_frames in frames for step, _ in run_frames})
     data = {
         "metrics": directions,
@@ -160,20 +174,15 @@ def build_comparison(runs: Sequence[Run], output_html: Path, sort_by: str | None
     atomic_write_text(output_html, html)
 
 
-def _group(runs: Sequence[Run], members: list[int], number: int, directions: dict, sort_by: str | None, staging: Path, files: str) -> dict:
-    """One table: its images linked into ``staging`` (group<N>/ inputs and targets, run<I>/ outputs), the run
+def _group(runs: Sequence[Run], members: list[int], number: int, directions: dict, sort_by: str | None, links: list, files: str) -> dict:
+    """One table: its images added to ``links`` (group<N>/ inputs and targets, run<I>/ outputs), the run
     order for each metric and, per run and metric, each row's value (what rows are sorted by)."""
     first = runs[members[0]]
     names = first.names()
-    (staging / f"group{number}").mkdir()
-    for name in names:
-        for kind in ("inputs", "targets"):
-            link_or_copy(first.image(name, kind), staging / f"group{number}" / f"{name}-{kind}.png")
+    links.extend((first.image(name, kind), f"group{number}/{name}-{kind}.png") for name in names for kind in ("inputs", "targets"))
     values = {}
     for index in members:
-        (staging / f"run{index}").mkdir()
-        for name in names:
-            link_or_copy(runs[index].image(name, "outputs"), staging / f"run{index}" / f"{name}-outputs.png")
+        links.extend((runs[index].image(name, "outputs"), f"run{index}/{name}-outputs.png") for name in names)
         table, per_name = runs[index].table, dict(runs[index].table.rows)
         values[index] = {metric: [per_name[name][table.columns.index(metric)] for name in names] for metric in table.columns if metric in directions}
     orders = {metric: ranked(runs, members, metric, direction) for metric, direction in directions.items()}
@@ -195,14 +204,9 @@ def _group(runs: Sequence[Run], members: list[int], number: int, directions: dic
     }
 
 
-def _frames(run: Run, index: int, staging: Path, files: str) -> list[tuple[int, str]]:
-    """The run's sample grids linked into ``staging`` (run<I>/samples/): (step, the page's link) each."""
-    if not run.samples:
-        return []
-    folder = staging / f"run{index}" / SAMPLES_DIR
-    folder.mkdir(parents=True)
-    for _, path in run.samples:
-        link_or_copy(path, folder / path.name)
+def _frames(run: Run, index: int, links: list, files: str) -> list[tuple[int, str]]:
+    """The run's sample grids added to ``links`` (run<I>/samples/): (step, the page's link) each."""
+    links.extend((path, f"run{index}/{SAMPLES_DIR}/{path.name}") for _, path in run.samples)
     return [(step, quote(f"{files}/run{index}/{SAMPLES_DIR}/{path.name}")) for step, path in run.samples]
 
 

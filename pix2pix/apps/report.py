@@ -2,8 +2,8 @@
 
 Every metric is shown with its direction (lower or higher is better) and beside its trivial
 baselines (the input itself, the mean training image, chance), which ``pix2pix evaluate``
-records in metrics.json: that is what says whether a model is any good. Experiments are
-different tasks with different data, so the index never ranks one against another.
+records in evaluation.json beside the means in metrics.json: that is what says whether a model is
+any good. Experiments are different tasks with different data, so the index never ranks one against another.
 
 A report folder is self-contained and works offline: the evaluation images are hard-linked (or
 copied) into it, every link is relative, and nothing is fetched from the network. The image table
@@ -27,6 +27,7 @@ from urllib.parse import quote
 from pix2pix.apps.pages import content_security_policy, packaged_text, render
 from pix2pix.errors import UserError
 from pix2pix.files import atomic_directory, atomic_write_text, check_output_separate
+from pix2pix.infer.summary import context_file, is_number, read_json, read_summary, write_summary
 
 IMAGE_KINDS = ("inputs", "outputs", "targets")
 # The adversarial terms every run logs (pix2pix and cGAN); its other loss columns get a panel of their own.
@@ -75,19 +76,6 @@ def read_metrics_table(path: Path) -> MetricsTable:
     except (UnicodeDecodeError, csv.Error) as exc:
         raise UserError(f"{path}: {exc}") from None
     return MetricsTable(header[1:], rows)
-
-
-def read_json(path: Path) -> dict:
-    """A JSON object from ``path``; missing or malformed is a UserError naming the file."""
-    try:
-        value = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: not found") from None
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise UserError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise UserError(f"{path}: expected a JSON object")
-    return value
 
 
 def link_or_copy(source: Path, target: Path) -> None:
@@ -175,8 +163,8 @@ def _figure(panels: int):
     figure.subplots(panels, 1, sharex=True, squeeze=False)
     return figure
 def plot_hint_curve(summary: dict, source: Path, output_png: Path) -> None:
-    """Draw a hint model's ``hint_curve`` from metrics.json (``source`` names it in errors): each metric against
-    the number of hints, one panel each, with the grey baseline where metrics.json has it."""
+    """Draw a hint model's ``hint_curve`` from its ``summary`` (``source`` names its file in errors): each metric
+    against the number of hints, one panel each, with the grey baseline where the summary has it."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -184,7 +172,7 @@ def plot_hint_curve(summary: dict, source: Path, output_png: Path) -> None:
     try:
         counts, directions = curve["counts"], curve["directions"]
         well_formed = bool(counts) and all(isinstance(count, int) for count in counts) and all(
-            direction in BETTER and len(curve[metric]) == len(counts) and all(map(_is_number, curve[metric]))
+            direction in BETTER and len(curve[metric]) == len(counts) and all(map(is_number, curve[metric]))
             for metric, direction in directions.items()
         )
     except (TypeError, KeyError, AttributeError):
@@ -196,7 +184,7 @@ def plot_hint_curve(summary: dict, source: Path, output_png: Path) -> None:
     FigureCanvasAgg(figure)
     for axes, (metric, direction) in zip(figure.subplots(1, len(directions), squeeze=False)[0], directions.items()):
         axes.plot(counts, curve[metric], marker="o", lw=1.6, label="model")
-        if _is_number(grey.get(metric)):
+        if is_number(grey.get(metric)):
             axes.axhline(grey[metric], color="grey", ls="--", lw=1.2, label="grey baseline")
         axes.set_xscale("symlog", linthresh=1)
         axes.set_xticks(counts, [str(count) for count in counts])
@@ -226,20 +214,20 @@ def beats(value: float, baseline: float, direction: str) -> bool:
 
 
 def compare_with_baselines(summary: dict, source: Path) -> Comparison:
-    """Read ``directions`` and ``baselines`` from a metrics.json's ``summary`` (``source`` names it in errors).
+    """Read ``directions`` and ``baselines`` from an evaluation's ``summary`` (``source`` names their file in errors).
 
-    A file without them (an older evaluate) gives metrics without directions and no baselines.
+    A summary without them (an older evaluate) gives metrics without directions and no baselines.
     """
     directions, baselines = summary.get("directions", {}), summary.get("baselines", {})
     if not isinstance(directions, dict) or not all(value in BETTER for value in directions.values()):
         raise UserError(f"{source}: 'directions' must map each metric to \"lower\" or \"higher\"")
     if not isinstance(baselines, dict) or not all(
-        isinstance(scores, dict) and all(_is_number(value) for value in scores.values()) for scores in baselines.values()
+        isinstance(scores, dict) and all(is_number(value) for value in scores.values()) for scores in baselines.values()
     ):
         raise UserError(f"{source}: 'baselines' must map each baseline to {{metric: number}}")
     metrics, verdicts = [], {name: (0, 0) for name in baselines}
     for name, value in summary.items():
-        if name in BOOKKEEPING or not _is_number(value):
+        if name in BOOKKEEPING or not is_number(value):
             continue
         direction = directions.get(name)
         row = {"name": name, "better": BETTER.get(direction, ""), "value": value, "baselines": {}}
@@ -255,12 +243,8 @@ def compare_with_baselines(summary: dict, source: Path) -> Comparison:
     return Comparison(metrics, verdicts)
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def metric_summary(table: MetricsTable, means: dict) -> list[dict]:
-    """Per metric: the mean from metrics.json, which way is better, and median / min / max over the images."""
+    """Per metric: the mean from the summary, which way is better, and median / min / max over the images."""
     directions = means.get("directions", {})
     summary = []
     for index, column in enumerate(table.columns):
@@ -279,7 +263,8 @@ def metric_summary(table: MetricsTable, means: dict) -> list[dict]:
 def build_report(
     experiment_name: str, eval_dir: Path, run_dir: Path | None, output_dir: Path, progress: Callable[[int, int], None] | None = None
 ) -> None:
-    """Write ``output_dir/index.html`` (plus images/, losses.png, a hint model's hint_curve.png, metrics.csv/json) for one experiment.
+    """Write ``output_dir/index.html`` (plus images/, losses.png, a hint model's hint_curve.png, metrics.csv, metrics.json
+    and evaluation.json) for one experiment.
 
     The folder is replaced as a whole when everything is written. ``run_dir`` may be None (no
     training run at hand) or lack losses.csv (the page then says why there are no loss curves).
@@ -293,8 +278,8 @@ def build_report(
         raise UserError(f"{run_dir}: training run folder not found")
     check_output_separate(output_dir, [eval_dir, *([run_dir] if run_dir else [])])
     table = read_metrics_table(eval_dir / "metrics.csv")
-    means = read_json(eval_dir / "metrics.json")
-    comparison = compare_with_baselines(means, eval_dir / "metrics.json")
+    means, context = read_summary(eval_dir), context_file(eval_dir)
+    comparison = compare_with_baselines(means, context)
     options = read_json(run_dir / "options.json") if run_dir and (run_dir / "options.json").exists() else {}
     with atomic_directory(output_dir) as staging:
         (staging / "images").mkdir()
@@ -307,8 +292,8 @@ def build_report(
                 link_or_copy(source, staging / "images" / source.name)
             if progress:
                 progress(done, len(names))
-        for metrics_file in ("metrics.csv", "metrics.json"):
-            shutil.copy2(eval_dir / metrics_file, staging / metrics_file)
+        shutil.copy2(eval_dir / "metrics.csv", staging / "metrics.csv")
+        write_summary(staging, means)  # an older evaluation's one file split as evaluate now writes it
         losses = run_dir / "losses.csv" if run_dir else None
         if losses is None:
             loss_note = "No training run folder was given, so there are no loss curves."
@@ -320,7 +305,7 @@ def build_report(
             loss_note = None
         val_note = _validation_plot(run_dir, options.get("val_metric"), means.get("directions", {}), staging / "validation.png")
         if has_hint_curve := "hint_curve" in means:
-            plot_hint_curve(means, eval_dir / "metrics.json", staging / "hint_curve.png")
+            plot_hint_curve(means, context, staging / "hint_curve.png")
         data = {
             "per_page": ROWS_PER_PAGE,
             "columns": table.columns,
@@ -359,8 +344,8 @@ def _validation_plot(run_dir: Path | None, best_metric: str | None, directions: 
 def build_cgan_report(experiment_name: str, run_dir: Path, output_dir: Path) -> None:
     """Write the page of a ``pix2pix cgan train`` run: the 10 x N digit grid, conditioning accuracy, losses.
 
-    ``metrics.json`` in the report keeps the run's headline numbers with their directions and
-    chance baseline, so the index can list it like an evaluation.
+    The report keeps the run's headline numbers with their directions and chance baseline
+    (``write_summary``), so the index can list it like an evaluation.
     """
     run_dir, output_dir = Path(run_dir), Path(output_dir)
     grid = run_dir / "samples" / "final.png"
@@ -368,7 +353,7 @@ def build_cgan_report(experiment_name: str, run_dir: Path, output_dir: Path) -> 
         raise UserError(f"{grid}: no final sample grid (run `pix2pix cgan train` to the end first)")
     check_output_separate(output_dir, [run_dir])
     metrics = read_json(run_dir / "metrics.json")
-    headline = {key: value for key, value in metrics.items() if _is_number(value)}
+    headline = {key: value for key, value in metrics.items() if is_number(value)}
     summary = {
         **headline,
         "directions": {key: CGAN_DIRECTIONS[key] for key in headline if key in CGAN_DIRECTIONS},
@@ -378,7 +363,7 @@ def build_cgan_report(experiment_name: str, run_dir: Path, output_dir: Path) -> 
     per_digit = read_json(per_digit_file) if per_digit_file.is_file() else {}
     with atomic_directory(output_dir) as staging:
         link_or_copy(grid, staging / "grid.png")
-        atomic_write_text(staging / "metrics.json", json.dumps(summary, indent=2) + "\n")
+        write_summary(staging, summary)
         losses = run_dir / "losses.csv"
         has_plot = losses.is_file() and plot_losses(losses, staging / "losses.png")
         html = _render(
@@ -393,7 +378,7 @@ def build_cgan_report(experiment_name: str, run_dir: Path, output_dir: Path) -> 
 
 
 def build_index(experiments: Sequence[tuple[str, str, dict]], output_path: Path) -> None:
-    """Write one page listing experiments: a row per (name, report folder relative to the page, metrics.json).
+    """Write one page listing experiments: a row per (name, report folder relative to the page, its ``read_summary``).
 
     Each experiment is set against its own baselines only; they are different tasks, so no
     column lines up one experiment's numbers with another's and none is called best.
@@ -405,7 +390,7 @@ def build_index(experiments: Sequence[tuple[str, str, dict]], output_path: Path)
             "href": quote(f"{Path(report_dir).as_posix()}/index.html"),
             "count": metrics.get("count"),
             "eval_mode": metrics.get("eval_mode"),
-            "comparison": compare_with_baselines(metrics, folder / report_dir / "metrics.json"),
+            "comparison": compare_with_baselines(metrics, context_file(folder / report_dir)),
         }
         for name, report_dir, metrics in experiments
     ]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import functools
 import io
-import json
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,6 +24,7 @@ from pix2pix.data.dataset import load_eval_pair
 from pix2pix.data.hints import CURVE_COUNTS, simulate_hints
 from pix2pix.data.images import open_rgb, save_image
 from pix2pix.files import atomic_write_text, check_unique_outputs
+from pix2pix.infer.summary import write_summary
 from pix2pix.nn.device import Acceleration
 from pix2pix.nn.networks import replace_batch_norms
 from pix2pix.prep.imageops import default_workers
@@ -145,9 +145,10 @@ def evaluate(
     acceleration: Acceleration | None = None,
     mean_target: np.ndarray | None = None,
 ) -> dict:
-    """Write ``images/NAME-{inputs,outputs,targets}.png``, ``metrics.csv`` and ``metrics.json``; returns what metrics.json holds.
+    """Write ``images/NAME-{inputs,outputs,targets}.png``, ``metrics.csv``, ``metrics.json`` and ``evaluation.json``;
+    returns the summary the two JSON files hold together (``pix2pix.infer.summary``).
 
-    metrics.json holds the mean of each metric over all images, ``count``, ``eval_mode``,
+    metrics.json holds the mean of each metric over all images and ``count``; evaluation.json ``eval_mode``,
     ``directions`` (``lower`` or ``higher`` is better, per metric) and ``baselines``: the same
     means for trivial outputs scored by the same code, ``input_baseline(task)`` (the input
     itself) and, given ``mean_target`` (``mean_target_image`` of the training split), ``mean``.
@@ -155,7 +156,7 @@ def evaluate(
     An inpainting model's outputs keep the input's given pixels (``Task.composite``), and its
     metrics add ``hole_l1`` and ``hole_psnr``, scored inside the input's hole alone (where the
     identity baseline is the white square). A hint model's inputs carry no
-    hints; its ``hint_curve`` holds the mean of each of ``CURVE_METRICS`` with each of ``CURVE_COUNTS``
+    hints; evaluation.json adds its ``hint_curve``: the mean of each of ``CURVE_METRICS`` with each of ``CURVE_COUNTS``
     hints simulated from the target (``pix2pix.data.hints``; image i's from seed i, so the same
     hints every run, and more hints add to fewer; 0 is the model's own scores), and their
     ``directions``. Images of one size go through the
@@ -264,5 +265,5 @@ def evaluate(
             },
             "directions": {metric: DIRECTIONS[metric] for metric in CURVE_METRICS},
         }
-    atomic_write_text(output_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
+    write_summary(output_dir, summary)
     return summary

@@ -21,7 +21,9 @@ from torch import nn
 from pix2pix import checkpoint as ckpt
 from pix2pix.apps.report import build_index, build_report, compare_with_baselines
 from pix2pix.data.images import list_images
+from pix2pix.errors import UserError
 from pix2pix.infer.evaluate import evaluate, mean_target_image
+from pix2pix.infer.summary import read_summary, write_summary
 from pix2pix.nn.networks import build_generator
 from pix2pix.task import Task
 from pix2pix.train.config import TrainConfig
@@ -130,12 +132,14 @@ def test_the_stage_keeps_its_keys_and_adds_the_mean_baseline_given_the_training_
     result = invoke(*stage, "-o", str(tmp_path / "with"), "--train_dir", str(train))
     assert result.returncode == 0, result.stderr
     assert "baseline identity: l1" in result.stdout and "baseline mean: l1" in result.stdout
-    summary = json.loads((tmp_path / "with" / "metrics.json").read_text())
-    assert list(summary) == ["l1", "psnr", "ssim", "count", "eval_mode", "directions", "baselines"]
-    assert list(summary["baselines"]) == ["identity", "mean"] and all(list(scores) == ["l1", "psnr", "ssim"] for scores in summary["baselines"].values())
+    # metrics.json: the means alone, a `dvc metrics show` column each; evaluation.json: what they are read against
+    assert list(json.loads((tmp_path / "with" / "metrics.json").read_text())) == ["l1", "psnr", "ssim", "count"]
+    context = json.loads((tmp_path / "with" / "evaluation.json").read_text())
+    assert list(context) == ["eval_mode", "directions", "baselines"]
+    assert list(context["baselines"]) == ["identity", "mean"] and all(list(scores) == ["l1", "psnr", "ssim"] for scores in context["baselines"].values())
     assert (tmp_path / "with" / "metrics.csv").read_text().splitlines()[0] == "name,l1,psnr,ssim"
     assert invoke(*stage, "-o", str(tmp_path / "without")).returncode == 0
-    assert list(json.loads((tmp_path / "without" / "metrics.json").read_text())["baselines"]) == ["identity"]
+    assert list(json.loads((tmp_path / "without" / "evaluation.json").read_text())["baselines"]) == ["identity"]
 
 
 def test_a_training_folder_without_images_is_refused_before_anything_is_written(tmp_path, tiny_run, make_pairs, invoke, assert_user_error):
@@ -166,16 +170,21 @@ def test_a_tie_is_no_win_and_a_metric_without_direction_is_not_judged():
     ]  # fmt: skip
 
 
-def test_report_shows_each_metric_with_its_direction_beside_its_baselines(tmp_path, make_results):
+@pytest.mark.parametrize("layout", ["two files", "one file of an older evaluate"])
+def test_report_shows_each_metric_with_its_direction_beside_its_baselines(tmp_path, make_results, layout):
     eval_dir, run_dir = make_results(tmp_path, ["one"])
-    (eval_dir / "metrics.json").write_text(json.dumps(INPAINTING))
+    if layout == "two files":
+        write_summary(eval_dir, INPAINTING)
+    else:
+        (eval_dir / "metrics.json").write_text(json.dumps(INPAINTING))
     build_report("inpainting", eval_dir, run_dir, tmp_path / "report")
     html = (tmp_path / "report" / "index.html").read_text()
     assert "beats identity on 1 of 3 metrics" in html and "beats mean on 3 of 3 metrics" in html
     row = re.search(r"<tr><td>l1</td>.*?</tr>", html.split("Against baselines")[1], re.DOTALL).group(0)
     assert "↓ lower is better" in row and "0.0495 · model does not beat it" in row and "0.2000 · model beats it" in row
     assert html.count("↑ higher is better") >= 4  # psnr and ssim: on their cards, in the summary and the baselines table
-    assert json.loads((tmp_path / "report" / "metrics.json").read_text()) == INPAINTING  # dvc and the index read the copy
+    assert read_summary(tmp_path / "report") == INPAINTING  # the index reads the copy, written as evaluate writes it now
+    assert json.loads((tmp_path / "report" / "metrics.json").read_text()) == {"l1": 0.0712, "psnr": 21.0, "ssim": 0.70, "count": 1}
 
 
 def test_index_sets_each_experiment_against_its_own_baselines_only(tmp_path, hostile):
@@ -197,9 +206,9 @@ def test_index_sets_each_experiment_against_its_own_baselines_only(tmp_path, hos
 )
 def test_malformed_baselines_are_one_error_line_naming_the_file_and_key(tmp_path, make_results, invoke, assert_user_error, key, value):
     eval_dir, run_dir = make_results(tmp_path, ["one"])
-    (eval_dir / "metrics.json").write_text(json.dumps({**INPAINTING, key: value}))
+    write_summary(eval_dir, {**INPAINTING, key: value})
     result = invoke(report_stage.app, "--eval-dir", str(eval_dir), "--run-dir", str(run_dir), "--output-dir", str(tmp_path / "report"))
-    assert_user_error(result, str(eval_dir / "metrics.json"), f"'{key}'")
+    assert_user_error(result, str(eval_dir / "evaluation.json"), f"'{key}'")
     assert not (tmp_path / "report").exists()
 
 
@@ -207,4 +216,7 @@ def test_a_report_of_an_older_evaluation_says_it_has_no_baselines(tmp_path, make
     eval_dir, run_dir = make_results(tmp_path, ["one"])  # metrics.json without directions or baselines
     build_report("old", eval_dir, run_dir, tmp_path / "report")
     html = (tmp_path / "report" / "index.html").read_text()
-    assert "No baselines in metrics.json" in html and "model beats it" not in html
+    assert "No baselines" in html and "model beats it" not in html
+    (eval_dir / "evaluation.json").write_text(json.dumps({"l1": 0.3, "directions": {}}))  # a mean in both files
+    with pytest.raises(UserError, match=re.escape(f"{eval_dir / 'evaluation.json'}: 'l1' also in metrics.json")):
+        build_report("old", eval_dir, run_dir, tmp_path / "report2")

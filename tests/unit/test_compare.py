@@ -119,15 +119,19 @@ def test_train_keeps_sample_grids_in_its_run_folder_across_a_resume(tmp_path, pa
 
 
 def test_an_evaluation_logged_to_mlflow_is_compared_by_its_run_id(tmp_path, random_png, monkeypatch, run_cli, assert_user_error):
-    from stages.tracking import MARKER, RUN_DIR_TAG, connect, latest_run, log_evaluation, run_tags
+    from pix2pix.infer.summary import read_summary
+    from stages.tracking import MARKER, RUN_DIR_TAG, connect, evaluation_metrics, latest_run, log_evaluation, run_tags
 
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     results, run_dir = make_run(tmp_path / "results", random_png, l1=0.1), tmp_path / "run"
     run_dir.mkdir()
     (run_dir / MARKER).write_text(json.dumps({"experiment": "facades"}))
-    assert log_evaluation(run_dir, json.loads((results / "metrics.json").read_text()), results, {"evaluate": {"eval_mode": "train"}})
-    run_id = latest_run(connect(), "facades", run_tags(run_dir)).info.run_id
+    assert log_evaluation(run_dir, read_summary(results), results, {"evaluate": {"eval_mode": "train"}})
+    run = latest_run(connect(), "facades", run_tags(run_dir))
+    run_id = run.info.run_id
+    assert run.data.metrics == evaluation_metrics(read_summary(results)) == {"eval_l1": 0.1, "eval_psnr": 20.0, "baseline_identity_l1": 0.5, "baseline_identity_psnr": 10.0}
+    assert run.data.params == {"evaluate.eval_mode": "train"}
     local = make_run(tmp_path / "local", random_png, l1=0.3)
     page = tmp_path / "compare.html"
     env = {**os.environ, "MLFLOW_TRACKING_URI": store}

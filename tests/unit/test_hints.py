@@ -172,7 +172,7 @@ def test_evaluate_writes_the_hint_curve(runs, tmp_path):
     generator, config = generator_from_checkpoint(runs / "hinted")
     paths = list_images(runs / "photos")
     summary = evaluate(generator, Task.of(config), paths, tmp_path / "eval", eval_mode="eval", batch_size=2)
-    curve = json.loads((tmp_path / "eval" / "metrics.json").read_text())["hint_curve"]
+    curve = json.loads((tmp_path / "eval" / "evaluation.json").read_text())["hint_curve"]
     assert curve == summary["hint_curve"] and curve["counts"] == list(CURVE_COUNTS)
     assert curve["directions"] == {"psnr": "higher", "ciede2000": "lower"}
     assert curve["psnr"][0] == summary["psnr"] and curve["ciede2000"][0] == summary["ciede2000"]  # 0 hints: the model alone
@@ -203,7 +203,7 @@ def test_report_plots_the_hint_curve(runs, tmp_path):
     build_report("colorization", tmp_path / "eval", runs / "hinted", tmp_path / "report")
     assert Image.open(tmp_path / "report" / "hint_curve.png").size[0] > 300
     assert 'src="hint_curve.png"' in (tmp_path / "report" / "index.html").read_text()
-    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    (tmp_path / "eval" / "metrics.json").write_text(json.dumps({**metrics, "hint_curve": {"counts": [0, 1], "psnr": [1.0]}}))
+    context = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    (tmp_path / "eval" / "evaluation.json").write_text(json.dumps({**context, "hint_curve": {"counts": [0, 1], "psnr": [1.0]}}))
     with pytest.raises(UserError, match="'hint_curve' must hold"):
         build_report("colorization", tmp_path / "eval", runs / "hinted", tmp_path / "report2")

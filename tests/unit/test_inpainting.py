@@ -135,7 +135,7 @@ def test_translate_keeps_given_pixels_whole_and_tiled(run, pairs):
 def test_evaluate_scores_the_hole_beside_the_whole_image(run, pairs, tmp_path):
     generator, config = generator_from_checkpoint(run)
     summary = evaluate(generator, Task.of(config), list_images(pairs), tmp_path / "eval")
-    saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    saved = {**json.loads((tmp_path / "eval" / "metrics.json").read_text()), **json.loads((tmp_path / "eval" / "evaluation.json").read_text())}
     assert saved["directions"]["hole_l1"] == "lower" and saved["directions"]["hole_psnr"] == "higher"
     assert {"l1", "psnr", "ssim", "hole_l1", "hole_psnr"} <= set(saved["baselines"]["identity"])
     squares = []

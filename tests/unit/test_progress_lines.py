@@ -15,6 +15,7 @@ import pytest
 from rich.console import Console
 
 from stages.progress import Meter
+from tests.support.compare import make_run
 
 STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
 FIGURES = r"(\d+)/(\d+) [\d.]+ \w+/s eta \d+:\d\d:\d\d"
@@ -76,6 +77,13 @@ def test_evaluate_and_translate_print_progress_as_they_go(trained, run_cli, stag
     )  # fmt: skip
     assert_whole_lines(ran.stderr)
     assert progress_lines(ran.stderr, label) == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+def test_compare_prints_a_line_per_image_it_links_into_the_page_folder(tmp_path, random_png, run_cli):
+    runs = [arg for name in ("a", "b") for arg in ("--run", str(make_run(tmp_path / name, random_png)))]
+    ran = run_cli("stages.compare", *runs, "-o", str(tmp_path / "page.html"), env=EVERY_UPDATE, check=True)
+    assert_whole_lines(ran.stderr)
+    assert progress_lines(ran.stderr, "compare") == [(done, 12) for done in range(1, 13)]  # 3 rows: input, target, 2 outputs
 
 
 def test_lines_keep_their_cadence_and_the_last_count_is_always_shown(trained, run_cli):

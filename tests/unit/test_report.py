@@ -157,9 +157,8 @@ def test_cgan_run_report_shows_grid_accuracy_and_losses(tmp_path, run_cli):
     assert result.returncode == 0, result.stderr
     page = (out / "index.html").read_text()
     assert 'src="grid.png"' in page and 'id="loss-plot"' in page and 'id="per-digit"' in page and "0.9300" in page
-    assert json.loads((out / "metrics.json").read_text()) == {
-        "conditioning_accuracy": 0.93,
-        "diversity": 0.8,
+    assert json.loads((out / "metrics.json").read_text()) == {"conditioning_accuracy": 0.93, "diversity": 0.8}
+    assert json.loads((out / "evaluation.json").read_text()) == {
         "directions": {"conditioning_accuracy": "higher", "diversity": "higher"},
         "baselines": {"chance": {"conditioning_accuracy": 0.1}},
     }
