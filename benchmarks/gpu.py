@@ -69,14 +69,14 @@ class Check:
     name: str
     kind: str  # step, reference, train, evaluate, ddp, pytest
     timeout_s: float
-    amp: str = "off"
-    channels_last: bool = False
+    amp: str = "auto"  # the TrainConfig settings; auto: the device's defaults
+    channels_last: str = "auto"
     compile: bool = False
 
 
 def step_check(amp: str, channels_last: bool, compile: bool) -> Check:
     name = "+".join([{"off": "fp32"}.get(amp, amp), *(["channels_last"] if channels_last else []), *(["compile"] if compile else [])])
-    return Check(name, "step", 180 if compile else 90, amp, channels_last, compile)
+    return Check(name, "step", 180 if compile else 90, amp, "on" if channels_last else "off", compile)
 
 
 # Cheapest and most telling first: the budget cuts the last ones. Compiled settings (about a
@@ -87,9 +87,9 @@ EXTRA = [step_check(amp, False, True) for amp in ("off", "bf16", "fp16")]
 CHECKS = [
     *EAGER,
     Check("reference", "reference", 90),
-    Check("train_b16", "train", 120, amp="auto"),
+    Check("train_b16", "train", 120),
     Check("evaluate", "evaluate", 90),
-    Check("ddp", "ddp", 120, amp="auto"),
+    Check("ddp", "ddp", 120),
     Check("pytest_cuda", "pytest", 240),
     *COMPILED,
 ]
@@ -105,7 +105,7 @@ def train_config(plan: Plan, check: Check, **fields):
 
     return TrainConfig(
         direction="BtoA", crop_size=plan.size, load_size=plan.load_size, ngf=plan.ngf, ndf=plan.ngf, device=plan.device,
-        amp=check.amp, tf32="off" if check.amp == "off" else "auto", channels_last="on" if check.channels_last else "off",
+        amp=check.amp, tf32="off" if check.amp == "off" else "auto", channels_last=check.channels_last,
         compile=check.compile, **fields,
     )  # fmt: skip
 
