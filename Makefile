@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test test-fast run bench clean
+.PHONY: install test test-fast run bench bench-gpu clean
 
 $(BIN)/pix2pix: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ run: install
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+
+# On a CUDA machine, under 8 minutes: the JSON goes to $$OUT (else benchmarks/), the table to stdout.
+bench-gpu: install
+	$(BIN)/python benchmarks/gpu.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -36,6 +36,7 @@ from PIL import Image
 
 PRESETS = {256: "unet_256", 128: "unet_128"}  # define_G has no 64 preset: UnetGenerator(num_downs=6) then
 TEST_SIZE = 256  # test.py: load_size = crop_size = 256
+CPU = torch.device("cpu")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".tif", ".tiff")  # data/image_folder.py's
 
 
@@ -54,10 +55,14 @@ class Reference:
 
         self.networks, self.model_class, self.util = networks, Pix2PixModel, util
 
-    def options(self, size: int) -> argparse.Namespace:
-        """The fields Pix2PixModel and BaseModel.setup read, at train.py's pix2pix defaults."""
+    def options(self, size: int, device: torch.device = CPU) -> argparse.Namespace:
+        """The fields Pix2PixModel and BaseModel.setup read, at train.py's pix2pix defaults.
+
+        On a CUDA machine its init_net puts every network on the GPU whatever ``device`` says;
+        ``device`` is where set_input moves the batches.
+        """
         return argparse.Namespace(
-            isTrain=True, checkpoints_dir="/nonexistent", name="bench", device=torch.device("cpu"), preprocess="resize_and_crop",
+            isTrain=True, checkpoints_dir="/nonexistent", name="bench", device=device, preprocess="resize_and_crop",
             input_nc=3, output_nc=3, ngf=64, ndf=64, netG=PRESETS.get(size, "unet_128"), netD="basic", n_layers_D=3,
             norm="batch", no_dropout=False, init_type="normal", init_gain=0.02, gan_mode="vanilla", lr=2e-4, beta1=0.5,
             lambda_L1=100.0, direction="AtoB", lr_policy="linear", n_epochs=100, n_epochs_decay=100, epoch_count=1,
@@ -70,13 +75,13 @@ class Reference:
         norm_layer = self.networks.get_norm_layer("batch")
         return self.networks.UnetGenerator(3, 3, depth, 64, norm_layer=norm_layer, use_dropout=True)
 
-    def training_model(self, size: int):
-        """Pix2PixModel after ``setup()`` (normal init 0.02, Adam, schedulers), as train.py makes it."""
-        opt = self.options(size)
+    def training_model(self, size: int, device: torch.device = CPU):
+        """Pix2PixModel after ``setup()`` (normal init 0.02, Adam, schedulers), as train.py makes it, on ``device``."""
+        opt = self.options(size, device)
         with contextlib.redirect_stdout(io.StringIO()):  # setup() prints the networks
             model = self.model_class(opt)
             if size not in PRESETS:
-                model.netG = self.unet(size)
+                model.netG = self.unet(size).to(device)
                 model.optimizer_G = torch.optim.Adam(model.netG.parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
                 model.optimizers[0] = model.optimizer_G
             model.setup(opt)
