@@ -230,8 +230,10 @@ def run_train(check: Check, plan: Plan, work: Path, reference: Path | None) -> d
 
 
 def run_ddp(check: Check, plan: Plan, work: Path, reference: Path | None) -> dict:
-    """Under ``torchrun --nproc_per_node 1``: training, and the process group it ran in (None: no DDP)."""
+    """Under ``torchrun --nproc_per_node 1``: training through DDP, and the process group's backend."""
     summary, clock = train_run(check, plan, work, work / "ddp")
+    if clock.process_group is None:
+        raise RuntimeError("trained in no process group: the DDP path did not run")
     return {**train_result(summary, clock, plan, plan.train_batch), "world_size": int(os.environ["WORLD_SIZE"]),
             "process_group": clock.process_group}  # fmt: skip
 
@@ -340,11 +342,7 @@ def verdicts(results: dict, dry_run: bool) -> list[str]:
                          f"G_L1 {results[best]['g_l1']:.4f} vs {ref['g_l1']:.4f}{note}")  # fmt: skip
     ddp = results.get("ddp", {})
     if ddp.get("ok"):
-        if ddp.get("process_group"):
-            lines.append(f"DDP: torchrun --nproc_per_node 1 trained over {ddp['process_group']}; multi-GPU scaling is unmeasured (one GPU)")
-        else:
-            lines.append("DDP: torchrun --nproc_per_node 1 trained, but at world size 1 pix2pix.train.distributed.session "
-                         "joins no process group: neither NCCL nor DDP ran; multi-GPU scaling is unmeasured (one GPU)")  # fmt: skip
+        lines.append(f"DDP: torchrun --nproc_per_node 1 trained over {ddp['process_group']}; multi-GPU scaling is unmeasured (one GPU)")
     wait = results.get("train_b16", {}).get("data_wait_share")
     if wait is not None:
         lines.append(f"data wait at batch {results['train_b16']['batch']}: {wait:.1%} of step time (goal: under 5 %)")

@@ -34,7 +34,7 @@ def test_dry_run_runs_every_check_and_writes_the_json(tmp_path, repo_root):
     assert checks["pytest_cuda"]["ok"] and checks["pytest_cuda"]["tests"]["skipped"] > 0 and "passed" not in checks["pytest_cuda"]["tests"]
     assert summary["meta"]["dry_run"] and summary["meta"]["multi_gpu_scaling"].startswith("unmeasured")
     assert summary["verdicts"][0].startswith("all settings trained: yes")
-    assert any(line.startswith("DDP: torchrun --nproc_per_node 1 trained") for line in summary["verdicts"])
+    assert "DDP: torchrun --nproc_per_node 1 trained over gloo; multi-GPU scaling is unmeasured (one GPU)" in summary["verdicts"]
     for name in checks:
         assert any(line.startswith(name + " ") for line in finished.stdout.splitlines()), name  # a table row each
     assert f"wrote {path}" in finished.stdout
