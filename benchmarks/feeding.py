@@ -22,12 +22,12 @@ from pix2pix.perf import tune_process
 
 tune_process()
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+from PIL import Image
 
-from pix2pix.train import feeding, pix2pix_model  # noqa: E402
-from pix2pix.train.config import TrainConfig  # noqa: E402
-from pix2pix.train.loop import Callbacks  # noqa: E402
+from pix2pix.train import feeding, pix2pix_model
+from pix2pix.train.config import TrainConfig
+from pix2pix.train.loop import Callbacks
 
 WARMUP = 3
 THREADED = feeding.ThreadPoolExecutor
@@ -41,10 +41,7 @@ class InLine:
 
     def submit(self, function, *args) -> Future:
         future = Future()
-        try:
-            future.set_result(function(*args))
-        except BaseException as error:
-            future.set_exception(error)
+        future.set_result(function(*args))
         return future
 
     def shutdown(self, **_: object) -> None:

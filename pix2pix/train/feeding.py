@@ -12,7 +12,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 import torch
 
@@ -42,7 +42,7 @@ class BatchFeed:
         self._pending: deque[Future] = deque()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-feed")
 
-    def __enter__(self) -> BatchFeed:
+    def __enter__(self) -> Self:
         self._submit()
         return self
 

@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 import pytest
 import torch
@@ -33,7 +34,7 @@ class MadeInLine:
     def __init__(self, model, epoch: int, index: int, steps_per_epoch: int, steps: int):
         self.model, self.epoch, self.index, self.steps_per_epoch, self.waited = model, epoch, index, steps_per_epoch, 0.0
 
-    def __enter__(self) -> MadeInLine:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
