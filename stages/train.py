@@ -238,7 +238,8 @@ def run_tracked(
     if summary.get("already_complete"):
         typer.echo(f"{output_dir}: training already complete ({summary['steps']} steps); nothing to do.", err=True)
     else:
-        typer.echo(f"trained {summary['steps']} steps over {summary['images']} images -> {output_dir}", err=True)
+        waited = f"{summary['data_wait_share']:.0%} of the time waiting for data"
+        typer.echo(f"trained {summary['steps']} steps over {summary['images']} images ({waited}) -> {output_dir}", err=True)
     return summary
 
 

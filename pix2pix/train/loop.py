@@ -2,7 +2,8 @@
 
 A model (``Trainable``) brings its step, its state, its epochs' plans and its end of an epoch; the
 loop brings the rest: the run folder (locked while training), seeding, checkpoints, SIGTERM / SIGINT, losses.csv, sample
-grids, validation (val.csv, best.pt, early stopping) and callbacks. Everything random (init, data order, jitter, dropout, noise) comes from the
+grids, validation (val.csv, best.pt, early stopping), callbacks, and the batches, made ahead in a
+background thread (``pix2pix.train.feeding``). Everything random (init, data order, jitter, dropout, noise) comes from the
 seed and torch's generator state, which the checkpoint carries, so an interrupted and resumed run
 ends with exactly the weights of an uninterrupted one. A run whose losses or weights stop being
 finite ends there with ``TrainingDiverged``, its last good checkpoint kept.
@@ -35,6 +36,7 @@ from pix2pix.data.images import save_image
 from pix2pix.errors import UserError
 from pix2pix.files import atomic_write_text, naming_os_errors
 from pix2pix.train.distributed import Group
+from pix2pix.train.feeding import BatchFeed
 
 LOSSES_NAME = "losses.csv"
 VAL_NAME = "val.csv"
@@ -67,6 +69,7 @@ class StepReport:
     losses: dict[str, float]
     lr: float
     images_per_second: float
+    data_wait_share: float  # of this process's training time so far, spent waiting for its next batch (``BatchFeed``)
 
 
 @dataclass
@@ -211,7 +214,8 @@ def fit(
     the best generator as best.pt and stop early as it says; its state is in the checkpoint.
 
     Every step's losses are checked, as they reach the CPU each step anyway (progress, averages);
-    the weights and optimiser state at each checkpoint, before it is written.
+    the weights and optimiser state at each checkpoint, before it is written. ``summary["data_wait_share"]``:
+    the share of the training time this process spent waiting for batches (0.0 when it ran no step).
     """
     output_dir, callbacks = Path(output_dir), callbacks or Callbacks()
     with locked_run_folder(output_dir) if group.main else contextlib.nullcontext():
@@ -327,11 +331,12 @@ def fit(
         window, window_steps = dict.fromkeys(model.loss_names, 0.0), 0
         last_time, last_step, images_per_second = time.perf_counter(), step, 0.0
         stopped_early = saved is not None and _stopped_early(saved, validation)  # and its generator.pt is gone
-        with _StopSignals() as stop:
+        steps_left = 0 if stopped_early else total_steps - step
+        with _StopSignals() as stop, BatchFeed(model, epoch, batch_index, steps_per_epoch, steps_left) as feed:
+            fed_since, data_wait_share = time.perf_counter(), 0.0
             while step < total_steps and not stopped_early:
-                plan = model.epoch_plan(epoch)
                 while batch_index < steps_per_epoch and step < total_steps:
-                    batch = model.batch(plan, batch_index)
+                    batch = feed.next()
                     losses = model.train_step(*batch)
                     batch_index, step, window_steps = batch_index + 1, step + 1, window_steps + 1
                     values, stopping = group.step_summary(losses, stop.received is not None)
@@ -339,7 +344,8 @@ def fit(
                         if not math.isfinite(value):
                             raise diverged(f"{name} is {value}")
                     window = {name: window[name] + values[name] for name in model.loss_names}
-                    now = time.perf_counter()
+                    now = time.perf_counter()  # after step_summary has brought the losses to the CPU: the step is done
+                    data_wait_share = feed.waited / (now - fed_since)
                     if now - last_time > 0.5:
                         images_per_second = (step - last_step) * len(batch[0]) * group.world_size / (now - last_time)
                         last_time, last_step = now, step
@@ -349,7 +355,7 @@ def fit(
                             _append_row(losses_path, row, columns)
                         window, window_steps = dict.fromkeys(model.loss_names, 0.0), 0
                     if callbacks.on_step:
-                        callbacks.on_step(StepReport(step, epoch + 1, total_steps, values, model.lr, images_per_second))
+                        callbacks.on_step(StepReport(step, epoch + 1, total_steps, values, model.lr, images_per_second, data_wait_share))
                     if callbacks.on_sample and callbacks.sample_freq and (step % callbacks.sample_freq == 0 or step == total_steps):
                         callbacks.on_sample(step, model.sample())
                     if validation and group.main and (step % validation.freq == 0 or step == total_steps):
@@ -376,6 +382,7 @@ def fit(
                 callbacks.on_sample(step, grid)
         if validation and validated["best_step"] is not None:
             summary["best"] = {"step": validated["best_step"], validation.metric: validated["best_score"]}
+        summary["data_wait_share"] = data_wait_share
         return {**summary, "steps": step, "epochs": epoch, **({"stopped_early": validated["stale"]} if stopped_early else {})}
 
 

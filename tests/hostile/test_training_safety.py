@@ -120,6 +120,7 @@ class DivergesAt:
 
     loss_names = ("loss",)
     lr = 0.1
+    device = torch.device("cpu")
 
     def __init__(self, bad_step: int):
         self.generator, self.steps, self.bad_step = nn.Linear(1, 1, bias=False), 0, bad_step

@@ -53,7 +53,7 @@ def test_training_without_a_terminal_prints_timestamped_lines(trained):
     assert progress_lines(stderr, "loading images") == [(1, 4), (2, 4), (3, 4), (4, 4)]
     assert progress_lines(stderr, "epoch 1") == [(1, 2), (2, 2)]
     assert all(re.match(STAMP, line) for line in stderr.splitlines()[:-1]), stderr  # all but the closing summary
-    assert stderr.splitlines()[-1].startswith("trained 2 steps over 4 images")
+    assert re.fullmatch(r"trained 2 steps over 4 images \(\d+% of the time waiting for data\) -> .*", stderr.splitlines()[-1])
 
 
 def test_a_resumed_training_says_so_first_then_what_it_trains(trained, tiny_config):
