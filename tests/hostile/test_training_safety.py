@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from torch import nn
 
 from pix2pix import checkpoint as ckpt
 from pix2pix.data.images import list_images
@@ -26,6 +25,7 @@ from pix2pix.train import cgan, pix2pix_model
 from pix2pix.train.config import OPTIMISATION_KEYS, CGANConfig, TrainConfig
 from pix2pix.train.loop import LOCK_NAME, TrainingDiverged, fit, locked_run_folder
 from stages.options import validated
+from tests.support.trainable import OneWeight
 
 FLOAT_FIELDS = [
     (model, name) for model in (TrainConfig, CGANConfig) for name, field in model.model_fields.items() if field.annotation is float
@@ -115,15 +115,12 @@ def test_a_checkpoint_with_non_finite_weights_is_not_written(tmp_path, pairs, ru
     assert not (out / ckpt.GENERATOR_NAME).exists() and not (out / ckpt.CHECKPOINT_NAME).exists()
 
 
-class DivergesAt:
+class DivergesAt(OneWeight):
     """A one-weight model whose weight grows by 1 per step and whose loss is NaN from step ``bad_step`` on."""
 
-    loss_names = ("loss",)
-    lr = 0.1
-    device = torch.device("cpu")
-
     def __init__(self, bad_step: int):
-        self.generator, self.steps, self.bad_step = nn.Linear(1, 1, bias=False), 0, bad_step
+        super().__init__()
+        self.steps, self.bad_step = 0, bad_step
 
     def epoch_plan(self, epoch: int) -> None:
         return None
@@ -136,21 +133,6 @@ class DivergesAt:
         with torch.no_grad():
             self.generator.weight.add_(1.0)
         return {"loss": torch.tensor(math.nan if self.steps >= self.bad_step else 1.0)}
-
-    def end_epoch(self, epoch: int) -> None:
-        return None
-
-    def sample(self) -> None:
-        return None
-
-    def finish(self) -> None:
-        return None
-
-    def state(self) -> dict:
-        return {"generator": self.generator.state_dict()}
-
-    def load_state(self, state: dict) -> None:
-        self.generator.load_state_dict(state["generator"])
 
 
 def test_divergence_keeps_the_last_good_checkpoint(tmp_path):

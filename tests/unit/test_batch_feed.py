@@ -13,7 +13,6 @@ from typing import Self
 
 import pytest
 import torch
-from torch import nn
 
 from pix2pix import checkpoint as ckpt
 from pix2pix.data.images import list_images
@@ -22,6 +21,7 @@ from pix2pix.train import loop, pix2pix_model
 from pix2pix.train.config import CGANConfig, TrainConfig
 from pix2pix.train.feeding import BatchFeed
 from pix2pix.train.loop import LOSSES_NAME, Callbacks, TrainingDiverged, TrainingInterrupted, Validation, fit
+from tests.support.trainable import OneWeight
 
 
 def feed_threads() -> list[threading.Thread]:
@@ -100,16 +100,12 @@ def test_resumed_mid_epoch_equals_uninterrupted_and_leaves_no_thread(tmp_path, p
     assert run_files(tmp_path / "whole") == run_files(tmp_path / "split")
 
 
-class Scripted:
+class Scripted(OneWeight):
     """A one-weight model: ``batch`` raises ``error`` at step ``fail_at`` (1-based), the loss is NaN from ``nan_at``;
     ``batch_seconds`` and ``step_seconds`` make its data or its steps slow."""
 
-    loss_names = ("loss",)
-    lr = 0.1
-    device = torch.device("cpu")
-
     def __init__(self, fail_at=None, error=None, nan_at=None, batch_seconds=0.0, step_seconds=0.0, validation=0.0):
-        self.generator = self.discriminator = nn.Linear(1, 1, bias=False)
+        super().__init__()
         self.fail_at, self.error, self.nan_at, self.steps = fail_at, error, nan_at, 0
         self.batch_seconds, self.step_seconds, self.validation = batch_seconds, step_seconds, validation
 
@@ -129,21 +125,6 @@ class Scripted:
 
     def validate(self) -> dict[str, float]:
         return {"l1": self.validation}  # never better: stops early
-
-    def end_epoch(self, epoch: int) -> None:
-        return None
-
-    def sample(self) -> None:
-        return None
-
-    def finish(self) -> None:
-        return None
-
-    def state(self) -> dict:
-        return {"generator": self.generator.state_dict()}
-
-    def load_state(self, state: dict) -> None:
-        self.generator.load_state_dict(state["generator"])
 
 
 def fit_scripted(model: Scripted, out: Path, **kwargs) -> dict:
