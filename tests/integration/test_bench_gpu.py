@@ -27,7 +27,8 @@ def test_dry_run_runs_every_check_and_writes_the_json(tmp_path, repo_root):
         assert checks[name]["peak_memory_mb"] is None  # the CPU: no GPU memory to report
     assert all(checks[name]["ok"] is None and "compile" in checks[name]["skipped"] for name in COMPILED)
     assert checks["reference"] == {"ok": None, "skipped": "no --reference DIR", "wall_s": checks["reference"]["wall_s"]}
-    assert checks["train_b16"]["ok"] and checks["train_b16"]["batch"] == 16 and "data_wait_share" in checks["train_b16"]
+    assert checks["train_b16"]["ok"] and checks["train_b16"]["batch"] == 16 and 0 <= checks["train_b16"]["data_wait_share"] <= 1
+    assert any(line.startswith("data wait at batch 16: ") for line in summary["verdicts"])
     assert checks["evaluate"]["ok"] and checks["evaluate"]["images"] == summary["meta"]["plan"]["train_images"]
     ddp = checks["ddp"]
     assert ddp["ok"] and ddp["world_size"] == 1 and ddp["steps"] == summary["meta"]["plan"]["train_steps"]
