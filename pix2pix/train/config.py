@@ -65,7 +65,7 @@ class TrainConfig(DeviceOptions):
     labels: Annotated[
         Literal["none", "facades"],
         Flags("Data"),
-        Field(description="The input is a label map coloured with this palette (facades: the CMP facades' 12 classes), recorded in the checkpoint so that `pix2pix serve` draws with its classes; it changes nothing in training. It names the palette of the input, whichever side --which-direction makes the input (the facades data: B, so BtoA)."),
+        Field(description="The input is a label map coloured with this palette (facades: the CMP facades' 12 classes), recorded in the checkpoint so that `pix2pix serve` draws with its classes; it changes nothing in training. It names the palette of the input, whichever side --direction makes the input (the facades data: B, so BtoA)."),
     ] = "none"
     batch_size: Annotated[int, Flags("Data"), Field(ge=1, description="Images per step (the paper uses 1).")] = 1
     load_size: Annotated[
