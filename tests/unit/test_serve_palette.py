@@ -31,11 +31,11 @@ def labels_run(tmp_path_factory, make_pairs, tiny_config):
 
 
 @pytest.mark.parametrize(
-    ("args", "palette", "origin"),
-    [([], "facades", "the checkpoint's labels"), (["--palette", "none"], None, "--palette")],
+    ("args", "palette"),
+    [([], "facades"), (["--palette", "none"], None)],
     ids=["auto", "none-overrides"],
 )
-def test_serve_draws_with_the_recorded_labels_unless_told_otherwise(labels_run, start_server, args, palette, origin):
+def test_serve_draws_with_the_recorded_labels_unless_told_otherwise(labels_run, start_server, args, palette):
     process, url = start_server(labels_run, *args)
     try:
         config = page_config(url)
