@@ -38,11 +38,12 @@ class ServeOptions(BaseModel):
     ))] = DEFAULT_MAX_PIXELS
     max_side: Annotated[int, Flags("Server"), Field(ge=1, description="Larger images are translated in overlapping tiles of this size, one at a time.")] = 1024
     max_queued: Annotated[int, Flags("Server"), Field(ge=1, description="Uploads held at once (one translating, the others decoded and waiting); more are answered 503 with Retry-After.")] = 8
-    palette: Annotated[Literal["none", "facades"], Flags("Server"), Field(description=(
-        "facades: the model's input is a CMP facade label map (the facades experiment, labels -> photo): the page draws with "
-        "the 12 classes' colours (background first) at the training crop's size. The checkpoint does not record what its "
-        "inputs are, so this is said here; none: free drawing with any colour."
-    ))] = "none"
+    palette: Annotated[Literal["auto", "none", "facades"], Flags("Server"), Field(description=(
+        "auto: the palette the checkpoint records as its input's (`pix2pix train --labels`; none for imported checkpoints "
+        "and those saved before the option existed); facades: the model's input is a CMP facade label map (the facades "
+        "experiment, labels -> photo): the page draws with the 12 classes' colours (background first) at the training "
+        "crop's size; none: free drawing with any colour."
+    ))] = "auto"
     eval_mode: EvalMode = "train"
     device: DeviceName = "auto"
 
@@ -59,6 +60,7 @@ def serve(
     from pix2pix.apps.serve import (
         DemoModel,
         Limits,
+        demo_palette,
         make_server,
         serve_until_signal,
         warn_if_exposed,
@@ -70,12 +72,13 @@ def serve(
     host, port, max_side = options.host, options.port, options.max_side
     # One tile at a time (batch_size=1): a translation's memory is then bounded by --max-pixels and one --max-side tile.
     translator = Translator.from_checkpoint(resolve(checkpoint, which), select_device(options.device), options.eval_mode, max_side=max_side, overlap=min(64, max_side // 2), batch_size=1)
-    palette = None if options.palette == "none" else options.palette
+    palette = demo_palette(options.palette, translator.config)
     model = DemoModel(translator, Limits(options.max_bytes, options.max_pixels), options.max_queued, palette)
     server = make_server(model, host, port)
     warn_if_exposed(host)
     bound_host, bound_port = server.server_address[:2]
-    typer.echo(f"serving {checkpoint} at http://{bound_host}:{bound_port}/ (Ctrl-C to stop)")
+    origin = "the checkpoint's labels" if options.palette == "auto" else "--palette"
+    typer.echo(f"serving {checkpoint} at http://{bound_host}:{bound_port}/ (palette {palette or 'none'}, from {origin}; Ctrl-C to stop)")
     signum = serve_until_signal(server)
     typer.echo(f"stopped ({'signal ' + str(signum) if signum else 'server closed'})")
 

@@ -69,6 +69,16 @@ MAX_FORM_PARTS = 2
 PALETTES = {"facades": tuple(zip(CLASSES, map(tuple, PALETTE.tolist())))}
 
 
+def demo_palette(choice: str, config: dict) -> str | None:
+    """The palette the page draws with: ``choice`` (a name of ``PALETTES`` or "none"), or for "auto" the
+    checkpoint's ``labels`` option, the input's palette recorded in training (older and imported checkpoints: none)."""
+    name = config.get("labels", "none") if choice == "auto" else choice
+    if name != "none" and name not in PALETTES:
+        source = "the checkpoint records labels" if choice == "auto" else "palette"
+        raise UserError(f"{source} {name!r}: not a known palette (none, {', '.join(PALETTES)})")
+    return None if name == "none" else name
+
+
 @dataclass(frozen=True)
 class Limits:
     """What one upload may be: checked on the bytes, the hints and the image header before decoding."""

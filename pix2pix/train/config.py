@@ -62,6 +62,11 @@ class TrainConfig(DeviceOptions):
         Flags("Data"),
         Field(description="Colorization with colour hints (Zhang et al. 2017): the generator also takes a sparse ab hint image and its mask, simulated from the target in training (a random number of 1-9 px squares showing their mean colour, sometimes none); needs lab_colorization."),
     ] = False
+    labels: Annotated[
+        Literal["none", "facades"],
+        Flags("Data"),
+        Field(description="The input is a label map coloured with this palette (facades: the CMP facades' 12 classes), recorded in the checkpoint so that `pix2pix serve` draws with its classes; it changes nothing in training. It names the palette of the input, whichever side --direction makes the input (the facades data: B, so BtoA)."),
+    ] = "none"
     batch_size: Annotated[int, Flags("Data"), Field(ge=1, description="Images per step (the paper uses 1).")] = 1
     load_size: Annotated[
         int, Flags("Data", "--scale-size"), Field(ge=2, description="Images are resized to this square before the random crop.")
@@ -149,6 +154,8 @@ class TrainConfig(DeviceOptions):
             )
         if self.inpaint and self.lab_colorization:
             raise ValueError("inpaint and lab_colorization exclude each other: the hole is found in the RGB input")
+        if self.labels != "none" and self.lab_colorization:
+            raise ValueError(f"labels {self.labels} and lab_colorization exclude each other: a colorization model's input is a photo's channels, not a label map")
         if self.val_metric == "ciede2000" and not self.lab_colorization:
             raise ValueError("val_metric ciede2000 is a colour difference, scored for colorization (lab_colorization) only")
         try:
