@@ -114,7 +114,7 @@ def compare(
     output: Annotated[Path, typer.Option("--output", "-o", help="The page, e.g. reports/compare.html; its images go to the folder beside it named after it (reports/compare_files, replaced as a whole).", rich_help_panel="Paths")],
     options: CompareOptions,
     runs: Annotated[list[str] | None, typer.Option("--run", "-r", metavar="[NAME=]RESULTS_DIR", help="A results folder written by `pix2pix evaluate`, repeated: one column each (NAME defaults to the folder's name).", rich_help_panel="Paths")] = None,
-    mlflow_runs: Annotated[list[str] | None, typer.Option("--mlflow-run", metavar="RUN_ID", help="An MLflow run whose evaluation `pix2pix evaluate` logged (its images and metrics), repeated: a column each, named after the run; the store is the repository's, or MLFLOW_TRACKING_URI.", rich_help_panel="Paths")] = None,
+    mlflow_runs: Annotated[list[str] | None, typer.Option("--mlflow-run", metavar="RUN_ID", help="An MLflow run whose evaluation `pix2pix evaluate` logged (its images and metrics, and the sample grids its training logged), repeated: a column each, named after the run; the store is the repository's, or MLFLOW_TRACKING_URI.", rich_help_panel="Paths")] = None,
     dvc_experiments: Annotated[list[str] | None, typer.Option("--exp", metavar="DVC_EXPERIMENT[:EXPERIMENT]", help="A DVC experiment (or Git revision) of this repository, repeated: its results/EXPERIMENT and models/EXPERIMENT/samples read from the local DVC cache, without `dvc exp apply`; a column each, named after it. EXPERIMENT may be left out where it evaluated one.", rich_help_panel="Paths")] = None,
     samples: Annotated[list[str] | None, typer.Option("--samples", metavar="NAME=RUN_DIR", help="The training run folder of the run NAME, whose samples/step_*.png (written by `pix2pix train`) the step slider replays \\[default: no training samples].", rich_help_panel="Paths")] = None,
 ) -> None:
@@ -142,13 +142,15 @@ def compare(
     sources: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="pix2pix-compare-") as downloads:
         if mlflow_runs:
-            from stages.tracking import download_evaluation
+            from stages.tracking import download_run
 
             for index, run_id in enumerate(mlflow_runs):
-                name, folder = download_evaluation(run_id, Path(downloads) / str(index))
+                name, folder, training_dir = download_run(run_id, Path(downloads) / str(index))
                 if name in results:
                     raise UserError(f"--mlflow-run {run_id}: its name {name!r} is taken by another run")
                 results[name], sources[name] = folder, f"MLflow run {run_id}"
+                if training_dir is not None:
+                    training[name] = training_dir
         for index, spec in enumerate(dvc_experiments or []):
             name, folder, training_dir, source = download_dvc_experiment(spec, Path(downloads) / f"exp{index}")
             if name in results:

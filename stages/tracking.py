@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -254,8 +255,18 @@ class TrainingTracker:
         self.mlflow.log_metrics({f"val_{name}": value for name, value in scores.items()}, step=step)
 
     def on_sample(self, step: int, grid) -> None:
+        """The grid as an image at its step, for MLflow's own step slider, and as artifact samples/step_NNNNNNN.png,
+        the file a run folder keeps of it (``sample_path``), which `pix2pix compare --mlflow-run` replays: MLflow has
+        no API listing images by step, and its private naming of their files has changed between releases."""
+        from pix2pix.data.images import save_image
+        from pix2pix.train.loop import SAMPLES_DIR, sample_path
+
         self.run_id()
         self.mlflow.log_image(grid, key="samples", step=step)
+        with tempfile.TemporaryDirectory(prefix="pix2pix-sample-") as folder:  # not every training keeps the file
+            path = sample_path(Path(folder), step)
+            save_image(grid, path)
+            self.mlflow.log_artifact(str(path), artifact_path=SAMPLES_DIR)
 
     def flush(self) -> None:
         for start in range(0, len(self.pending), 1000):  # MLflow's batch limit
@@ -334,17 +345,25 @@ def log_evaluation(run_dir: Path, summary: dict, results_dir: Path, params: dict
     return True
 
 
-def download_evaluation(run_id: str, folder: Path) -> tuple[str, Path]:
-    """Fetch the results folder that ``log_evaluation`` logged to the MLflow run ``run_id`` into ``folder``:
-    (the run's name, the results folder)."""
+def download_run(run_id: str, folder: Path) -> tuple[str, Path, Path | None]:
+    """Fetch what `pix2pix compare --mlflow-run` shows of the MLflow run ``run_id`` into ``folder``, a folder in one
+    download each: the results folder that ``log_evaluation`` logged and the sample grids that training logged
+    (``TrainingTracker.on_sample``). Returns (the run's name, the results folder, a training folder holding the
+    grids in samples/, or None where the run logged none)."""
+    from pix2pix.train.loop import SAMPLES_DIR
+
     mlflow = connect()
     from mlflow.exceptions import MlflowException
 
+    client = mlflow.MlflowClient()
     try:
-        run = mlflow.MlflowClient().get_run(run_id)
-        if not mlflow.MlflowClient().list_artifacts(run_id, EVALUATION_ARTIFACTS):
+        run = client.get_run(run_id)
+        if not client.list_artifacts(run_id, EVALUATION_ARTIFACTS):
             raise UserError(f"--mlflow-run {run_id}: no evaluation logged (run `pix2pix evaluate` on its tracked run folder)")
         results = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=EVALUATION_ARTIFACTS, dst_path=str(folder))
+        sampled = bool(client.list_artifacts(run_id, SAMPLES_DIR))
+        if sampled:
+            mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=SAMPLES_DIR, dst_path=str(folder))
     except MlflowException as exc:
         raise UserError(f"--mlflow-run {run_id}: {exc.message} (store {mlflow.get_tracking_uri()})") from None
-    return run.info.run_name or run_id, Path(results)
+    return run.info.run_name or run_id, Path(results), Path(folder) if sampled else None

@@ -124,6 +124,7 @@ def test_an_evaluation_logged_to_mlflow_is_compared_by_its_run_id(tmp_path, rand
 
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    monkeypatch.chdir(tmp_path)  # the store's default artifact folder, ./mlruns
     results, run_dir = make_run(tmp_path / "results", random_png, l1=0.1), tmp_path / "run"
     run_dir.mkdir()
     (run_dir / MARKER).write_text(json.dumps({"experiment": "facades"}))
@@ -140,4 +141,54 @@ def test_an_evaluation_logged_to_mlflow_is_compared_by_its_run_id(tmp_path, rand
     assert header_columns(html) == ["1", "0", "target", "input"]  # the MLflow run's l1 is the lower
     assert f"<b>{Path(run_tags(run_dir)[RUN_DIR_TAG]).name}</b> <code>MLflow run {run_id}</code>" in html  # named after the run
     assert (tmp_path / "compare_files" / "run1" / "img2-outputs.png").read_bytes() == (results / "images" / "img2-outputs.png").read_bytes()
+    assert page_data(html)["frames"] == [[], []] and page_data(html)["steps"] == []  # it logged no samples: no slider
     assert_user_error(run_cli("stages.compare", "--mlflow-run", "0123abc", "-o", str(page), env=env), "--mlflow-run 0123abc")
+
+
+def test_an_mlflow_runs_many_sample_grids_come_in_one_download(tmp_path, random_png, monkeypatch):
+    """The tracker logs each grid as a file of its own (a cgan run folder keeps none of samples/step_*.png); compare
+    fetches the folder of them, not a grid at a time."""
+    import numpy as np
+    from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+
+    from pix2pix.data.images import encode_image
+    from pix2pix.infer.summary import read_summary
+    from stages.tracking import TrainingTracker, download_run, log_evaluation
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.chdir(tmp_path)  # the store's default artifact folder, ./mlruns
+    results, run_dir = make_run(tmp_path / "results", random_png), tmp_path / "run"
+    grids = {step: np.random.default_rng(step).integers(0, 256, (8, 8, 3), dtype=np.uint8) for step in range(1, 101)}
+    tracker = TrainingTracker("facades", run_dir, {})
+    for step, grid in grids.items():
+        tracker.on_sample(step, grid)
+    tracker.finish(None)
+    assert not (run_dir / "samples").exists()
+    log_evaluation(run_dir, read_summary(results), results, {})  # into the training's run
+    downloads = []
+    download = LocalArtifactRepository.download_artifacts
+    monkeypatch.setattr(LocalArtifactRepository, "download_artifacts", lambda self, path, dst=None: downloads.append(path) or download(self, path, dst))
+    _, _, training_dir = download_run(tracker.run_id(), tmp_path / "downloaded")
+    assert downloads == ["evaluation", "samples"]  # a folder each, not a file each
+    run = read_run("run", results, training_dir)
+    assert [step for step, _ in run.samples] == list(range(1, 101))
+    assert run.samples[99][1].read_bytes() == encode_image(grids[100], "PNG")  # what a run folder keeps
+
+
+def test_a_tracked_trainings_samples_replay_in_its_mlflow_runs_column(tmp_path, pairs, tiny_args, run_cli):
+    import mlflow
+
+    from pix2pix.train.loop import sample_path
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store}
+    run_dir, page = tmp_path / "models" / "m", tmp_path / "compare.html"
+    train = ["stages.train", "-i", str(pairs), "-o", str(run_dir), *tiny_args, "--max_steps", "4", "--sample_freq", "2", "--mlflow-experiment", "facades"]
+    run_cli(*train, cwd=tmp_path, env=env, check=True)
+    run_cli("stages.evaluate", "-i", str(pairs), "-c", str(run_dir), "-o", str(tmp_path / "results"), cwd=tmp_path, env=env, check=True)
+    client = mlflow.MlflowClient(store)
+    [run] = client.search_runs([client.get_experiment_by_name("facades").experiment_id])  # training's, evaluated
+    run_cli("stages.compare", "--mlflow-run", run.info.run_id, "-o", str(page), cwd=tmp_path, env=env, check=True)
+    data = page_data(page.read_text())
+    assert data["steps"] == [2, 4] and data["frames"] == [[[2, "compare_files/run0/samples/step_0000002.png"], [4, "compare_files/run0/samples/step_0000004.png"]]]
+    assert (tmp_path / "compare_files" / "run0" / "samples" / "step_0000004.png").read_bytes() == sample_path(run_dir, 4).read_bytes()
