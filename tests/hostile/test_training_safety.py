@@ -241,8 +241,8 @@ def test_resume_refuses_a_changed_objective_optimiser_or_schedule_option(tmp_pat
 
 
 def test_every_option_is_kept_on_resume_or_free_to_change(tmp_path):
-    """A new option has to be sorted: kept (in RESUME_KEYS) or free (length, frequency, speed, samples)."""
-    free = {*DeviceOptions.model_fields, "max_epochs", "max_steps", "save_freq", "log_freq", "val_freq", "early_stop"}
+    """A new option has to be sorted: kept (in RESUME_KEYS) or free (length, frequency, speed, samples, what the input shows)."""
+    free = {*DeviceOptions.model_fields, "max_epochs", "max_steps", "save_freq", "log_freq", "val_freq", "early_stop", "labels"}
     assert set(TrainConfig.model_fields) == set(pix2pix_model.RESUME_KEYS) | free
     free_cgan = {"device", "epochs", "max_steps", "save_freq", "log_freq", "grid_columns", "eval_per_digit"}
     assert set(CGANConfig.model_fields) == set(cgan.RESUME_KEYS) | free_cgan
