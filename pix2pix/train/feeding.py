@@ -76,7 +76,10 @@ class BatchFeed:
 
 
 def _positions(epoch: int, index: int, steps_per_epoch: int, steps: int) -> Iterator[tuple[int, int]]:
-    """(epoch, batch index) of each of the next ``steps`` steps."""
+    """(epoch, batch index) of each of the next ``steps`` steps. A start past an epoch's last batch (a
+    checkpoint written after it, before the loop moved on to the next epoch) is the next epoch's first."""
+    if index >= steps_per_epoch:
+        epoch, index = epoch + 1, 0
     for _ in range(steps):
         yield epoch, index
         epoch, index = (epoch + 1, 0) if index + 1 == steps_per_epoch else (epoch, index + 1)

@@ -81,6 +81,13 @@ def test_the_feed_walks_epochs_from_a_mid_epoch_start():
     assert not feed_threads()
 
 
+def test_a_feed_started_past_an_epochs_last_batch_starts_the_next_epoch():
+    """A checkpoint written after an epoch's last batch holds that epoch and batch_index == steps_per_epoch."""
+    with BatchFeed(Positions(), epoch=1, index=3, steps_per_epoch=3, steps=2) as feed:
+        made = [feed.next()[0].tolist() for _ in range(2)]
+    assert made == [[2, 0], [2, 1]]
+
+
 def test_training_ahead_is_byte_identical_to_batches_made_in_line(tmp_path, paths, config, monkeypatch):
     pix2pix_model.train(config, paths, tmp_path / "ahead")
     monkeypatch.setattr(loop, "BatchFeed", MadeInLine)
@@ -88,14 +95,20 @@ def test_training_ahead_is_byte_identical_to_batches_made_in_line(tmp_path, path
     assert run_files(tmp_path / "ahead") == run_files(tmp_path / "in_line")
 
 
-def test_resumed_mid_epoch_equals_uninterrupted_and_leaves_no_thread(tmp_path, paths, config):
+@pytest.mark.parametrize(
+    ("signalled_at", "checkpoint"),
+    [(3, (4, 1, 1)), (2, (3, 0, 3))],  # mid-epoch; after an epoch's last batch, before the loop moved to the next epoch
+    ids=["mid-epoch", "epoch-end"],
+)
+def test_resumed_run_equals_uninterrupted_and_leaves_no_thread(tmp_path, paths, config, signalled_at, checkpoint):
+    """The signal is seen at the next step, which the checkpoint then holds: (step, epoch, batch_index)."""
     pix2pix_model.train(config, paths, tmp_path / "whole")
-    interrupt = Callbacks(on_step=lambda report: os.kill(os.getpid(), signal.SIGTERM) if report.step == 3 else None)
+    interrupt = Callbacks(on_step=lambda report: os.kill(os.getpid(), signal.SIGTERM) if report.step == signalled_at else None)
     with pytest.raises(TrainingInterrupted):
         pix2pix_model.train(config, paths, tmp_path / "split", interrupt)
     assert not feed_threads()
     saved = ckpt.load(tmp_path / "split" / ckpt.CHECKPOINT_NAME)
-    assert (saved["step"], saved["epoch"], saved["batch_index"]) == (4, 1, 1)
+    assert (saved["step"], saved["epoch"], saved["batch_index"]) == checkpoint
     pix2pix_model.train(config, paths, tmp_path / "split")
     assert run_files(tmp_path / "whole") == run_files(tmp_path / "split")
 
