@@ -71,7 +71,7 @@ def test_full_repro_builds_every_output(clone, dvc, experiments):
 
 def test_dvc_plots_render_offline(clone, dvc, chromium, tmp_path):
     """`dvc plots show` writes a page that needs no network (.dvc/plots.html inlines vega): in headless Chromium with
-    every non-loopback request sent to a dead proxy, each curve is drawn."""
+    every non-loopback request sent to a dead proxy, each curve is drawn and each of evaluate's images loads."""
     dvc("plots", "show", "-o", str(tmp_path / "plots"), cwd=clone)
     page = tmp_path / "plots" / "index.html"
     html = page.read_text()
@@ -81,6 +81,9 @@ def test_dvc_plots_render_offline(clone, dvc, chromium, tmp_path):
     with launched(chromium, tmp_path, "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>") as browser:
         browser.call("Page.navigate", url=page.as_uri())
         browser.wait_for(f"document.querySelectorAll('.vega-embed canvas, .vega-embed svg.marks').length >= {curves}")
+        browser.wait_for("document.images.length > 0 && Array.from(document.images).every(i => i.complete)")
+        assert browser.evaluate("Array.from(document.images).every(i => i.naturalWidth > 0)")
+        assert browser.evaluate("Array.from(document.images).some(i => i.src.includes('outputs'))")
 
 
 def readme_commands(repo_root: Path, heading: str) -> list[list[str]]:

@@ -5,6 +5,7 @@ DVC hash; `dvc exp show` compares them in 100 columns."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -60,6 +61,15 @@ def test_a_queued_grid_runs_two_tracked_experiments_at_once(clone, dvc):
         [dataset] = [given.dataset for given in run.inputs.dataset_inputs]
         assert (dataset.name, dataset.digest) == ("data/split/facades", split_md5)
     assert sorted(float(run.data.params["train.lr"]) for run in runs.values()) == sorted(map(float, LR_VALUES))
+
+    # evaluate's images are DVC plots: `dvc plots diff` sets each experiment's outputs side by side
+    diff = json.loads(dvc("plots", "diff", *sorted(names), "--json", "-o", str(clone / "plots_diff"), cwd=clone).stdout)["data"]
+    outputs = {path: entries for path, entries in diff.items() if path.startswith("results/facades/images/") and path.endswith("-outputs.png")}
+    assert outputs, sorted(diff)
+    for path, entries in outputs.items():
+        assert sorted(entry["revisions"][0] for entry in entries) == sorted(names), (path, entries)
+        images = [Path(entry["url"]).read_bytes() for entry in entries]
+        assert images[0] != images[1] and all(image.startswith(b"\x89PNG") for image in images), path  # two learning rates, two outputs
 
     env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(clone), "COLUMNS": "100"}
     shown = subprocess.run([str(VENV_BIN / "dvc"), *EXP_SHOW], cwd=clone, env=env, capture_output=True, text=True, check=True, timeout=300).stdout

@@ -50,6 +50,7 @@ def test_report_index_plots_and_metrics_list_every_experiment_of_params(repo_roo
     for name in [*params["experiments"], *params["cgan"]]:
         assert f"{name}=reports/{name}" in index["cmd"] and f"reports/{name}" in index["deps"]
         assert f"models/{name}/losses.csv" in plots
+    assert pipeline["stages"]["evaluate"]["do"]["plots"] == ["results/${key}/images"]  # an out of its own: see dvc.yaml
     assert pipeline["metrics"] == [*(f"results/{name}/metrics.json" for name in params["experiments"]), *(f"models/{name}/metrics.json" for name in params["cgan"])]
 
 
@@ -108,15 +109,17 @@ def test_a_stage_reruns_when_dvc_finds_it_or_one_upstream_stale(tmp_path, monkey
         stage("download", "cmd", ("lib.py",), (), ("data/raw",)),
         stage("split", "cmd", ("data/raw/photos", "lib.py"), (), ("data/split",)),
         stage("train", "cmd", ("data/split", "lib.py"), (), ("models/x/generator.pt", "models/x/losses.csv", "models/x/checkpoint.pt"), {"resumable": "generator.pt"}),
-        stage("evaluate", "cmd", ("models/x/losses.csv",), (), ("results/x",)),
+        stage("evaluate", "cmd", ("models/x/losses.csv",), (), ("results/x/metrics.json", "results/x/images")),
+        stage("report", "cmd", ("results/x",), (), ("reports/x",)),
         stage("other", "cmd", ("lib.py",), (), ("models/y",)),
     ])  # fmt: skip
     inputs = graph.inputs(graph.stages["evaluate"])
     assert inputs == ["models/x/generator.pt", ".snakemake/dvc/evaluate"]  # a run folder's file: Snakemake knows its marker only
+    assert graph.inputs(graph.stages["report"], rerun=True) == ["results/x/metrics.json", "results/x/images", ".snakemake/dvc/report"]  # a folder of outs
     assert graph.targets.count("models/x/generator.pt") == 1 and "models/x/checkpoint.pt" not in graph.targets
     assert is_flagged(inputs[0], "ancient") and not is_flagged(inputs[1], "ancient")  # dates of deps rerun nothing
     assert not any(is_flagged(path, "ancient") for path in graph.inputs(graph.stages["evaluate"], rerun=True))
-    assert graph.downstream({"split"}) == {"split", "train", "evaluate"}
+    assert graph.downstream({"split"}) == {"split", "train", "evaluate", "report"}
 
     def renewed(stale) -> set[str]:
         rerun = graph.mark(stale)
@@ -124,7 +127,7 @@ def test_a_stage_reruns_when_dvc_finds_it_or_one_upstream_stale(tmp_path, monkey
         return rerun
 
     status = {"split": [{"changed deps": {"lib.py": "modified"}}], "data.dvc": [{"changed outs": {"data": "modified"}}]}
-    assert renewed(status) == {"split", "train", "evaluate"}
+    assert renewed(status) == {"split", "train", "evaluate", "report"}
     stamp = (tmp_path / ".snakemake" / "dvc" / "split").read_text()
-    assert renewed(status) == {"split", "train", "evaluate"} and (tmp_path / ".snakemake" / "dvc" / "split").read_text() != stamp
+    assert renewed(status) == {"split", "train", "evaluate", "report"} and (tmp_path / ".snakemake" / "dvc" / "split").read_text() != stamp
     assert renewed({}) == set()
