@@ -18,7 +18,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -254,19 +253,15 @@ class TrainingTracker:
         self.run_id()
         self.mlflow.log_metrics({f"val_{name}": value for name, value in scores.items()}, step=step)
 
-    def on_sample(self, step: int, grid) -> None:
-        """The grid as an image at its step, for MLflow's own step slider, and as artifact samples/step_NNNNNNN.png,
-        the file a run folder keeps of it (``sample_path``), which `pix2pix compare --mlflow-run` replays: MLflow has
-        no API listing images by step, and its private naming of their files has changed between releases."""
-        from pix2pix.data.images import save_image
-        from pix2pix.train.loop import SAMPLES_DIR, sample_path
+    def on_sample(self, step: int, grid, path: Path) -> None:
+        """The grid as an image at its step, for MLflow's own step slider, and the run folder's file of it
+        (``sample_path``) as artifact samples/step_NNNNNNN.png, which `pix2pix compare --mlflow-run` replays:
+        MLflow has no API listing images by step, and its private naming of their files has changed between releases."""
+        from pix2pix.train.loop import SAMPLES_DIR
 
         self.run_id()
         self.mlflow.log_image(grid, key="samples", step=step)
-        with tempfile.TemporaryDirectory(prefix="pix2pix-sample-") as folder:  # not every training keeps the file
-            path = sample_path(Path(folder), step)
-            save_image(grid, path)
-            self.mlflow.log_artifact(str(path), artifact_path=SAMPLES_DIR)
+        self.mlflow.log_artifact(str(path), artifact_path=SAMPLES_DIR)
 
     def flush(self) -> None:
         for start in range(0, len(self.pending), 1000):  # MLflow's batch limit

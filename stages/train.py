@@ -100,12 +100,11 @@ def run_training(
     """Train pix2pix with a progress bar and optional MLflow tracking: every option is logged, the training images'
     dataset as the run's input, and the generator as an MLflow model, registered as a new version of ``register``
     if given."""
-    from pix2pix.train.loop import keeping_samples
     from pix2pix.train.pix2pix_model import train as train_model
 
     input_dir = paths[0].parent
     return run_tracked(
-        lambda callbacks, load_progress: train_model(options.training(), paths, output_dir, keeping_samples(callbacks, output_dir), load_progress, options.cache_dir, inputs, val_paths or ()),
+        lambda callbacks, load_progress: train_model(options.training(), paths, output_dir, callbacks, load_progress, options.cache_dir, inputs, val_paths or ()),
         output_dir,
         {"train": options.model_dump(mode="json"), "input_dir": str(input_dir)},
         mlflow_experiment,

@@ -64,7 +64,7 @@ class ConditionalGAN:
     def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         """One D step and one G step. The fakes come in two halves with the same labels and
         different z, for the mode-seeking term: without it G soon draws one image per digit."""
-        images, labels = images.to(self.device), labels.to(self.device)
+        images, labels = images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)  # pinned by the feed on CUDA
         half = len(labels) // 2
         fake_labels = torch.cat([labels[:half], labels[:half], labels[2 * half :]])
         z = torch.randn(len(labels), self.config.nz, device=self.device)
@@ -94,19 +94,15 @@ class ConditionalGAN:
         return draw(self.generator, range(N_CLASSES), self.config.grid_columns, self.config.seed)[1]
 
     def end_epoch(self, epoch: int) -> np.ndarray:
-        return self._save_grid(f"epoch_{epoch:03d}")
+        return self.sample()  # the loop keeps it, as samples/step_NNNNNNN.png
 
     def finish(self) -> np.ndarray:
         """samples/final.png, per_digit.json, then metrics.json: how often the judge reads the digit asked for."""
-        grid = self._save_grid("final")
+        grid = self.sample()
+        save_image(grid, self.output_dir / "samples" / "final.png")  # the report's grid
         metrics, per_digit = DigitJudge(self.data).conditioning(self.generator, self.config.eval_per_digit, self.config.seed)
         atomic_write_text(self.output_dir / PER_DIGIT_NAME, json.dumps(per_digit, indent=2) + "\n")
         atomic_write_text(self.output_dir / METRICS_NAME, json.dumps(metrics, indent=2) + "\n")
-        return grid
-
-    def _save_grid(self, name: str) -> np.ndarray:
-        grid = self.sample()
-        save_image(grid, self.output_dir / "samples" / f"{name}.png")
         return grid
 
     def state(self) -> dict:
@@ -170,7 +166,7 @@ def train(config: CGANConfig, output_dir: Path, callbacks: Callbacks | None = No
     summary with ``metrics``.
 
     The run folder gets checkpoint.pt, generator.pt, losses.csv, options.json,
-    samples/epoch_NNN.png, samples/final.png, per_digit.json and metrics.json. Raises ``TrainingInterrupted``.
+    samples/step_NNNNNNN.png (at each epoch's end), samples/final.png, per_digit.json and metrics.json. Raises ``TrainingInterrupted``.
     """
     output_dir = Path(output_dir)
     device = select_device(config.device)

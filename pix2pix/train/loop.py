@@ -22,7 +22,7 @@ import re
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -93,9 +93,9 @@ class Callbacks:
     on_plan: Callable[[RunPlan], None] | None = None  # after the model is built, before on_start
     on_start: Callable[[int, int], None] | None = None  # (start step, total steps)
     on_step: Callable[[StepReport], None] | None = None
-    on_sample: Callable[[int, np.ndarray], None] | None = None  # (step, a sample grid)
+    on_sample: Callable[[int, np.ndarray, Path], None] | None = None  # (step, a sample grid, the file the run folder keeps of it)
     on_validation: Callable[[int, dict[str, float], bool], None] | None = None  # (step, scores, whether best so far)
-    sample_freq: int = 0
+    sample_freq: int = 0  # steps between sample grids (and at the last step); 0: only those the model makes at an epoch's end
 
 
 SAMPLES_DIR = "samples"  # in a run folder: step_NNNNNNN.png, a sample grid per --sample-freq steps
@@ -104,31 +104,6 @@ SAMPLE_NAME = re.compile(r"step_(\d+)\.png")  # its step
 
 def sample_path(output_dir: Path, step: int) -> Path:
     return Path(output_dir) / SAMPLES_DIR / f"step_{step:07d}.png"
-
-
-def keeping_samples(callbacks: Callbacks | None, output_dir: Path) -> Callbacks | None:
-    """``callbacks`` that also save each sample grid as ``sample_path(output_dir, step)``, so the run folder
-    replays training (`pix2pix compare`) without MLflow. A run starting at step S deletes the grids of later
-    steps, as it truncates losses.csv: a resumed run keeps its earlier frames, a fresh one starts with none.
-    None (a process other than rank 0) stays None."""
-    if callbacks is None:
-        return None
-    started, sampled = callbacks.on_start, callbacks.on_sample
-    folder = Path(output_dir) / SAMPLES_DIR
-
-    def on_start(step: int, total: int) -> None:
-        for path in folder.glob("step_*.png"):
-            if (match := SAMPLE_NAME.fullmatch(path.name)) and int(match.group(1)) > step:
-                path.unlink()
-        if started:
-            started(step, total)
-
-    def on_sample(step: int, grid: np.ndarray) -> None:
-        save_image(grid, sample_path(output_dir, step))
-        if sampled:
-            sampled(step, grid)
-
-    return replace(callbacks, on_start=on_start, on_sample=on_sample)
 
 
 @dataclass(frozen=True)
@@ -325,8 +300,19 @@ def fit(
         if callbacks.on_plan:
             parameters = {name: sum(p.numel() for p in network.parameters()) for name, network in (("G", model.generator), ("D", model.discriminator))}
             callbacks.on_plan(RunPlan(items, total_steps, steps_per_epoch, parameters, str(model.device), group.world_size, group.backend))
+        if group.main:
+            _drop_samples_after(output_dir, step)
         if callbacks.on_start:
             callbacks.on_start(step, total_steps)
+
+        def show(grid: np.ndarray | None) -> None:
+            """Keep a sample grid in the run folder, so that it replays training (`pix2pix compare`) without
+            MLflow, and hand the file to ``on_sample``. Rank 0 alone: the others have no callbacks."""
+            if grid is not None and group.main:
+                path = sample_path(output_dir, step)
+                save_image(grid, path)
+                if callbacks.on_sample:
+                    callbacks.on_sample(step, grid, path)
 
         window, window_steps = dict.fromkeys(model.loss_names, 0.0), 0
         last_time, last_step, images_per_second = time.perf_counter(), step, 0.0
@@ -356,8 +342,8 @@ def fit(
                         window, window_steps = dict.fromkeys(model.loss_names, 0.0), 0
                     if callbacks.on_step:
                         callbacks.on_step(StepReport(step, epoch + 1, total_steps, values, model.lr, images_per_second, data_wait_share))
-                    if callbacks.on_sample and callbacks.sample_freq and (step % callbacks.sample_freq == 0 or step == total_steps):
-                        callbacks.on_sample(step, model.sample())
+                    if group.main and callbacks.sample_freq and (step % callbacks.sample_freq == 0 or step == total_steps):
+                        show(model.sample())
                     if validation and group.main and (step % validation.freq == 0 or step == total_steps):
                         stopped_early = validate()  # before a checkpoint of this step, which then holds its result
                     if step % config.save_freq == 0 and step < total_steps and not stopped_early:
@@ -370,20 +356,26 @@ def fit(
                         break
                 if batch_index >= steps_per_epoch:
                     epoch, batch_index = epoch + 1, 0
-                    grid = model.end_epoch(epoch)
-                    if grid is not None and callbacks.on_sample:
-                        callbacks.on_sample(step, grid)
+                    show(model.end_epoch(epoch))
             save_checkpoint()
 
         if group.main:
             save_generator(output_dir / ckpt.GENERATOR_NAME)
             grid = model.finish()
-            if grid is not None and batch_index and callbacks.on_sample:  # at an epoch's end it was just shown
-                callbacks.on_sample(step, grid)
+            if batch_index:  # at an epoch's end it was just shown
+                show(grid)
         if validation and validated["best_step"] is not None:
             summary["best"] = {"step": validated["best_step"], validation.metric: validated["best_score"]}
         summary["data_wait_share"] = data_wait_share
         return {**summary, "steps": step, "epochs": epoch, **({"stopped_early": validated["stale"]} if stopped_early else {})}
+
+
+def _drop_samples_after(output_dir: Path, step: int) -> None:
+    """Delete the sample grids of steps after ``step``, as losses.csv is truncated: a resumed run keeps its
+    earlier frames, a fresh one starts with none."""
+    for path in (Path(output_dir) / SAMPLES_DIR).glob("step_*.png"):
+        if (match := SAMPLE_NAME.fullmatch(path.name)) and int(match.group(1)) > step:
+            path.unlink()
 
 
 def inputs_digest(config: BaseModel, data: Sequence[Path], code: Sequence[tuple[str, Path]], validation: Sequence[Path] = ()) -> str:

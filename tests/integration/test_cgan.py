@@ -23,6 +23,7 @@ from pix2pix.data.digits import IDX_IMAGES, IDX_LABELS, load_mnist, read_idx
 from pix2pix.errors import UserError
 from pix2pix.train.cgan import train
 from pix2pix.train.config import CGANConfig
+from pix2pix.train.loop import SAMPLE_NAME
 
 TINY = dict(nz=16, ngf=8, ndf=8, batch_size=32, eval_per_digit=5, grid_columns=2, device="cpu")
 TINY_ARGS = ["--nz", "16", "--ngf", "8", "--ndf", "8", "--batch_size", "32", "--eval_per_digit", "5", "--grid_columns", "2", "--device", "cpu"]
@@ -176,7 +177,10 @@ def test_generator_draws_the_requested_digit(trained):
     assert metrics["conditioning_accuracy"] >= ACCURACY_BAR, (metrics, f"{seconds:.0f} s")
     assert metrics["diversity"] > 0.5, metrics  # not one image per digit
     assert metrics["samples_per_digit"] == 100
-    assert sorted(p.name for p in (out / "samples").iterdir()) == [*(f"epoch_{e:03d}.png" for e in range(1, 5)), "final.png"]
+    final, *grids = sorted(p.name for p in (out / "samples").iterdir())
+    steps = [int(SAMPLE_NAME.fullmatch(name).group(1)) for name in grids]  # the training loop keeps a grid at each epoch's end
+    assert final == "final.png" and steps == [steps[0] * epoch for epoch in range(1, 5)], grids
+    assert (out / "samples" / grids[-1]).read_bytes() == (out / "samples" / final).read_bytes()  # the last epoch's generator
     assert Image.open(out / "samples" / "final.png").size == (10 * 34 + 2, 10 * 34 + 2)  # 10 x 10 digits, 2 px gaps
 
 

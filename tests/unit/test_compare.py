@@ -151,7 +151,7 @@ def test_an_mlflow_runs_many_sample_grids_come_in_one_download(tmp_path, random_
     import numpy as np
     from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 
-    from pix2pix.data.images import encode_image
+    from pix2pix.data.images import encode_image, save_image
     from pix2pix.infer.summary import read_summary
     from stages.tracking import TrainingTracker, download_run, log_evaluation
 
@@ -161,9 +161,10 @@ def test_an_mlflow_runs_many_sample_grids_come_in_one_download(tmp_path, random_
     grids = {step: np.random.default_rng(step).integers(0, 256, (8, 8, 3), dtype=np.uint8) for step in range(1, 101)}
     tracker = TrainingTracker("facades", run_dir, {})
     for step, grid in grids.items():
-        tracker.on_sample(step, grid)
+        kept = tmp_path / "kept" / f"step_{step:07d}.png"  # the run folder's file, as the training loop hands it over
+        save_image(grid, kept)
+        tracker.on_sample(step, grid, kept)
     tracker.finish(None)
-    assert not (run_dir / "samples").exists()
     log_evaluation(run_dir, read_summary(results), results, {})  # into the training's run
     downloads = []
     download = LocalArtifactRepository.download_artifacts
