@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -164,8 +165,12 @@ class Pix2Pix:
         return (weights * (fake - targets).abs()).mean()
 
     def end_epoch(self, epoch: int) -> None:
-        self.scheduler_g.step()
-        self.scheduler_d.step()
+        with warnings.catch_warnings():
+            # A run resumed from a checkpoint of an epoch's last batch steps the schedule before its process's
+            # first optimiser step: in order for the run, which torch cannot see from this process alone.
+            warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)` before `optimizer\.step\(\)`", UserWarning)
+            self.scheduler_g.step()
+            self.scheduler_d.step()
 
     @property
     def lr(self) -> float:
