@@ -6,9 +6,7 @@ into results/x and models/x, the variant picked by a param: two `dvc exp run -S`
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.support.compare import make_run
+from tests.support.compare import make_run, page_data
 
 VENV_BIN = Path(sys.executable).parent
 PIPELINE = """\
@@ -58,10 +56,6 @@ def repo(tmp_path_factory, random_png) -> Path:
     for name, variant in (("alpha", "a"), ("beta", "b")):
         run(repo, "dvc", "exp", "run", "-q", "-n", name, "-S", f"variant={variant}")
     return repo
-
-
-def page_data(html: str) -> dict:
-    return json.loads(re.search(r'<script type="application/json" id="compare-data">(.*?)</script>', html, re.DOTALL).group(1))
 
 
 def test_experiments_are_columns_named_after_them_beside_a_results_folder(repo, tmp_path, random_png, run_cli):

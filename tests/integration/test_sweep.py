@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from tests.support.compare import page_data
+
 VENV_BIN = Path(sys.executable).parent
 LR_VALUES = ("0.0001", "0.0004")
 # README, "Sweeps": the comparison that fits a terminal
@@ -26,7 +28,7 @@ def git(clone: Path, *args: str) -> str:
     return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=clone, capture_output=True, text=True, check=True).stdout.strip()
 
 
-def test_a_queued_grid_runs_two_tracked_experiments_at_once(clone, dvc):
+def test_a_queued_grid_runs_two_tracked_experiments_at_once(clone, dvc, run_cli):
     dvc("repro", "evaluate@facades", cwd=clone)  # the baseline, committed with its results as a user would
     git(clone, "add", "-A")
     git(clone, "commit", "-qm", "baseline")
@@ -70,6 +72,13 @@ def test_a_queued_grid_runs_two_tracked_experiments_at_once(clone, dvc):
         assert sorted(entry["revisions"][0] for entry in entries) == sorted(names), (path, entries)
         images = [Path(entry["url"]).read_bytes() for entry in entries]
         assert images[0] != images[1] and all(image.startswith(b"\x89PNG") for image in images), path  # two learning rates, two outputs
+
+    # and `pix2pix compare --exp` sets them as columns, from the cache, with each one's training samples
+    page = clone / "sweep.html"
+    run_cli("stages.compare", *(arg for name in sorted(names) for arg in ("--exp", f"{name}:facades")), "-o", str(page), cwd=clone, check=True)
+    data = page_data(page.read_text())
+    assert len(data["groups"]) == 1 and all(f"<b>{name}</b>" in page.read_text() for name in names)
+    assert data["steps"] and all(frames for frames in data["frames"])
 
     env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(clone), "COLUMNS": "100"}
     shown = subprocess.run([str(VENV_BIN / "dvc"), *EXP_SHOW], cwd=clone, env=env, capture_output=True, text=True, check=True, timeout=300).stdout

@@ -1,7 +1,9 @@
-"""Results folders as `pix2pix evaluate` writes them, by hand, for the comparison page's tests."""
+"""Results folders as `pix2pix evaluate` writes them, by hand, for the comparison page's tests, and the data a page carries."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 from pix2pix.infer.summary import write_summary
@@ -28,3 +30,8 @@ def make_run(
     }  # fmt: skip
     write_summary(folder, summary)
     return folder
+
+
+def page_data(html: str) -> dict:
+    """The JSON a comparison page carries for its script: groups, steps, frames."""
+    return json.loads(re.search(r'<script type="application/json" id="compare-data">(.*?)</script>', html, re.DOTALL).group(1))

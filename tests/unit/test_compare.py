@@ -13,17 +13,13 @@ from pathlib import Path
 import pytest
 
 from pix2pix.apps.compare import build_comparison, read_run
-from tests.support.compare import make_run
+from tests.support.compare import make_run, page_data
 
 
 def header_columns(html: str, group: int = 0) -> list[str]:
     """The data-col keys of a table's header, in page order."""
     section = html.split(f'id="group-{group}"')[1].split("</thead>")[0]
     return re.findall(r'<th data-col="([^"]+)"', section)
-
-
-def page_data(html: str) -> dict:
-    return json.loads(re.search(r'<script type="application/json" id="compare-data">(.*?)</script>', html, re.DOTALL).group(1))
 
 
 @pytest.fixture
