@@ -13,7 +13,7 @@ stage's ``meta: snakemake:``, which DVC ignores:
   from an empty folder.
 
 An out is a folder unless its name has an extension; its DVC options (``push: false``) are DVC's
-alone. A dep inside another stage's out (a subfolder) is that out, and a folder holding outs is those outs, as in DVC.
+alone. A dep inside another stage's out (a subfolder) is that out, as in DVC.
 
 What is stale is DVC's call (content hashes, params, command), not Snakemake's (mtimes, which a
 checkout or a touch changes without changing content): each rule has one more input, its stage's
@@ -90,7 +90,7 @@ class Graph:
     def __init__(self, stages: Iterable[Stage]):
         self.stages = {stage.name: stage for stage in stages}
         self._tracked = {out: stage.resumable or out for stage in self.stages.values() for out in stage.outs}
-        self._producers_by_out = {out: stage.name for stage in self.stages.values() for out in stage.outs}
+        self._producers = {out: stage.name for stage in self.stages.values() for out in stage.outs}
 
     @property
     def targets(self) -> list[str]:
@@ -104,7 +104,7 @@ class Graph:
         on only through deps that are not ancient."""
         from snakemake.io import ancient
 
-        deps = dict.fromkeys(path for dep in stage.deps for path in self._producer_paths(dep))
+        deps = dict.fromkeys(self._producer_path(dep) for dep in stage.deps)
         return [*(deps if rerun else map(ancient, deps)), str(STALE_DIR / stage.name)]
 
     def outputs(self, stage: Stage) -> list[str]:
@@ -154,7 +154,7 @@ class Graph:
         """The stages named and every stage that depends on one of them, directly or not."""
         found = set(names)
         while more := {
-            stage.name for stage in self.stages.values() if stage.name not in found and any(self._producers(dep) & found for dep in stage.deps)
+            stage.name for stage in self.stages.values() if stage.name not in found and any(self._producer(dep) in found for dep in stage.deps)
         }:
             found |= more
         return found
@@ -181,16 +181,17 @@ class Graph:
         if stages:
             subprocess.run([str(BIN / "dvc"), "commit", "--force", "--quiet", *stages], check=True)
 
-    def _outs_of(self, dep: str) -> list[str]:
-        """The outs that dep stands for: the out that is dep or holds it, else those in the folder dep, if any."""
-        holder = [out for out in self._tracked if dep == out or dep.startswith(f"{out}/")]
-        return holder or [out for out in self._tracked if out.startswith(f"{dep}/")]
+    def _out_of(self, dep: str) -> str | None:
+        """The out that is dep or holds it, if a stage makes it."""
+        return next((out for out in self._tracked if dep == out or dep.startswith(f"{out}/")), None)
 
-    def _producer_paths(self, dep: str) -> list[str]:
-        return [self._tracked[out] for out in self._outs_of(dep)] or [dep]
+    def _producer_path(self, dep: str) -> str:
+        out = self._out_of(dep)
+        return self._tracked[out] if out else dep
 
-    def _producers(self, dep: str) -> set[str]:
-        return {self._producers_by_out[out] for out in self._outs_of(dep)}
+    def _producer(self, dep: str) -> str | None:
+        out = self._out_of(dep)
+        return self._producers[out] if out else None
 
 
 def load(root: str | Path = ".") -> Graph:

@@ -75,6 +75,18 @@ def test_checkpoints_stay_off_the_remote_and_no_stage_reads_them(repo_root):
         assert not deps & (folders | checkpoints), f"{stage.name}: name the files of the run folder it reads"
 
 
+def test_every_dep_is_an_out_or_lies_in_one_never_a_folder_around_outs(repo_root, workflow_module):
+    """A folder around outs (results/NAME around evaluate's files and images) also holds what no stage tracks
+    (pix2pix's marker), which a `dvc pull` does not bring: its hash would differ and rerun the stage on every
+    new machine. Snakemake, too, knows a dep only as an out or a path in one (workflow/graph.py)."""
+    graph = workflow_module("graph").load(repo_root)
+    outs = [out for stage in graph.stages.values() for out in stage.outs]
+    for stage in graph.stages.values():
+        for dep in stage.deps:
+            around = [out for out in outs if out.startswith(f"{dep}/")]
+            assert not around, f"{stage.name}: dep {dep} holds the outs {around}: name them"
+
+
 def test_committed_schema_is_the_generated_one(repo_root, workflow_module):
     committed = json.loads((repo_root / "workflow" / "schemas" / "params.schema.json").read_text())
     assert committed == workflow_module("schema").params_schema(), "run: python -m workflow.schema > workflow/schemas/params.schema.json"
@@ -109,17 +121,15 @@ def test_a_stage_reruns_when_dvc_finds_it_or_one_upstream_stale(tmp_path, monkey
         stage("download", "cmd", ("lib.py",), (), ("data/raw",)),
         stage("split", "cmd", ("data/raw/photos", "lib.py"), (), ("data/split",)),
         stage("train", "cmd", ("data/split", "lib.py"), (), ("models/x/generator.pt", "models/x/losses.csv", "models/x/checkpoint.pt"), {"resumable": "generator.pt"}),
-        stage("evaluate", "cmd", ("models/x/losses.csv",), (), ("results/x/metrics.json", "results/x/images")),
-        stage("report", "cmd", ("results/x",), (), ("reports/x",)),
+        stage("evaluate", "cmd", ("models/x/losses.csv",), (), ("results/x",)),
         stage("other", "cmd", ("lib.py",), (), ("models/y",)),
     ])  # fmt: skip
     inputs = graph.inputs(graph.stages["evaluate"])
     assert inputs == ["models/x/generator.pt", ".snakemake/dvc/evaluate"]  # a run folder's file: Snakemake knows its marker only
-    assert graph.inputs(graph.stages["report"], rerun=True) == ["results/x/metrics.json", "results/x/images", ".snakemake/dvc/report"]  # a folder of outs
     assert graph.targets.count("models/x/generator.pt") == 1 and "models/x/checkpoint.pt" not in graph.targets
     assert is_flagged(inputs[0], "ancient") and not is_flagged(inputs[1], "ancient")  # dates of deps rerun nothing
     assert not any(is_flagged(path, "ancient") for path in graph.inputs(graph.stages["evaluate"], rerun=True))
-    assert graph.downstream({"split"}) == {"split", "train", "evaluate", "report"}
+    assert graph.downstream({"split"}) == {"split", "train", "evaluate"}
 
     def renewed(stale) -> set[str]:
         rerun = graph.mark(stale)
@@ -127,7 +137,7 @@ def test_a_stage_reruns_when_dvc_finds_it_or_one_upstream_stale(tmp_path, monkey
         return rerun
 
     status = {"split": [{"changed deps": {"lib.py": "modified"}}], "data.dvc": [{"changed outs": {"data": "modified"}}]}
-    assert renewed(status) == {"split", "train", "evaluate", "report"}
+    assert renewed(status) == {"split", "train", "evaluate"}
     stamp = (tmp_path / ".snakemake" / "dvc" / "split").read_text()
-    assert renewed(status) == {"split", "train", "evaluate", "report"} and (tmp_path / ".snakemake" / "dvc" / "split").read_text() != stamp
+    assert renewed(status) == {"split", "train", "evaluate"} and (tmp_path / ".snakemake" / "dvc" / "split").read_text() != stamp
     assert renewed({}) == set()
